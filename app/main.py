@@ -1,0 +1,103 @@
+"""The ASGI app: `app.main:app`. `create_app()` builds one from settings, for tests too."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from urllib.parse import urlsplit
+
+import httpx
+from fastapi import FastAPI
+from pydantic import SecretStr
+from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
+
+from app import __version__
+from app.errors import ServiceError
+from app.observability import AccessLog, configure_logging
+from app.operations import OPERATIONS
+from app.problems import handle_http, handle_service
+from app.proxy import OperationRoute
+from app.public import public_routes
+from app.sample_transport import SampleTransport
+from app.services import Services
+from app.settings import Settings
+from app.upstream import UpstreamClient
+
+__all__ = ["app", "create_app"]
+
+log = logging.getLogger("app.main")
+
+
+def _ready_settings(settings: Settings) -> Settings:
+    """Settings with the startup decisions applied and announced (never a secret in a log)."""
+    if settings.sample_mode:
+        log.warning("LISTEN_API_KEY is not set: sample-data mode, answers come from bundled data")
+        if not settings.chatgpt_secret:
+            generated = secrets.token_urlsafe(24)
+            settings = settings.model_copy(update={"chatgpt_secret": [SecretStr(generated)]})
+            # Printed once, to the terminal only, so a newcomer can curl straight away.
+            print(
+                "\n  Sample-data mode. No CHATGPT_SECRET was set, so this run accepts:\n"
+                f"    Authorization: Bearer {generated}\n",
+                file=sys.stderr,
+                flush=True,
+            )
+    elif not settings.chatgpt_secret:
+        log.error("CHATGPT_SECRET is not set: the proxy API is closed and answers 503")
+    return settings
+
+
+def create_app(
+    settings: Settings | None = None, *, transport: httpx.AsyncBaseTransport | None = None
+) -> FastAPI:
+    """A ready app. `transport` replaces the network for the upstream (tests, benchmarks);
+    without a key the bundled sample data is the transport."""
+    settings = settings if settings is not None else Settings()
+    configure_logging(settings.log_level)
+    settings = _ready_settings(settings)
+    if transport is None and settings.sample_mode:
+        transport = SampleTransport(prefix=urlsplit(settings.upstream_base).path)
+    key = settings.listen_api_key.get_secret_value() if settings.listen_api_key else None
+    upstream = UpstreamClient(
+        settings.upstream_base, key=key, timeout=settings.upstream_timeout, transport=transport
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await upstream.aclose()
+
+    app = FastAPI(
+        title="Podcast plugin proxy",
+        version=__version__,
+        openapi_url=None,  # the spec is served by app.public, generated from the operations
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.services = Services(settings=settings, upstream=upstream)
+    app.router.routes.extend(public_routes())
+    app.router.routes.extend(OperationRoute(operation) for operation in OPERATIONS)
+    app.add_exception_handler(ServiceError, handle_service)
+    app.add_exception_handler(HTTPException, handle_http)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["GET"],
+        allow_headers=[
+            "Authorization",
+            "Content-Type",
+            "openai-conversation-id",
+            "openai-ephemeral-user-id",
+        ],
+        max_age=600,
+    )
+    app.add_middleware(AccessLog)
+    return app
+
+
+app = create_app()

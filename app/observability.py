@@ -1,0 +1,123 @@
+"""One structured log line per request; never a header, a query string or a secret."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import time
+import uuid
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = ["AccessLog", "RequestRecord", "configure_logging", "current_record"]
+
+log = logging.getLogger("app.access")
+
+
+@dataclass
+class RequestRecord:
+    """What one request did, filled in as it goes and logged when it ends."""
+
+    request_id: str
+    operation: str | None = None
+    upstream_status: int | None = None
+    error: str | None = None
+
+
+_record: ContextVar[RequestRecord | None] = ContextVar("request_record", default=None)
+_INCOMING_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+
+
+def current_record() -> RequestRecord:
+    """The running request's record; a detached one outside a request (e.g. in a test)."""
+    record = _record.get()
+    return record if record is not None else RequestRecord(request_id="-")
+
+
+class JsonFormatter(logging.Formatter):
+    """`{"ts", "level", "logger", "msg", ...extra fields}` on one line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "ts": round(record.created, 3),
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            entry.update(fields)
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, separators=(",", ":"), default=str)
+
+
+def configure_logging(level: str = "INFO") -> None:
+    """JSON lines on stderr for the `app` loggers. Idempotent."""
+    logger = logging.getLogger("app")
+    logger.setLevel(level.upper())
+    if not any(getattr(h, "_app_json", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonFormatter())
+        handler._app_json = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+        logger.propagate = False
+
+
+class AccessLog:
+    """ASGI middleware: a request id (kept from `X-Request-Id` when well-formed, echoed back)
+    and one `request` log line with method, path, operation, status, upstream status and
+    latency. Pure ASGI rather than BaseHTTPMiddleware: no extra task, no body buffering."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        record = RequestRecord(request_id=_request_id(scope))
+        token = _record.set(record)
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", record.request_id.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            _record.reset(token)
+            fields = {
+                "event": "request",
+                "request_id": record.request_id,
+                "method": scope.get("method"),
+                "path": scope.get("path"),
+                "operation": record.operation,
+                "status": status,
+                "upstream_status": record.upstream_status,
+                "latency_ms": round((time.perf_counter() - started) * 1000, 2),
+            }
+            if record.error:
+                fields["error"] = record.error
+            log.info("request", extra={"fields": fields})
+
+
+def _request_id(scope: Scope) -> str:
+    for name, value in scope.get("headers", []):
+        if name == b"x-request-id":
+            candidate: str = value.decode("latin-1")
+            if _INCOMING_ID.match(candidate):
+                return candidate
+            break
+    return uuid.uuid4().hex

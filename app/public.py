@@ -1,0 +1,88 @@
+"""The public, unauthenticated routes: manifest, spec, logo, legal text and health."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic_core import to_json
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from app import __version__
+from app.manifest import (
+    DESCRIPTION_FOR_MODEL,
+    LEGAL_PATH,
+    LOGO_PATH,
+    NAME_FOR_HUMAN,
+    SPEC_PATH,
+    plugin_manifest,
+    well_known_asset,
+)
+from app.proxy import OperationRoute
+from app.public_url import public_base_url
+from app.services import services_of
+from app.spec import build_spec
+
+__all__ = ["public_routes", "spec_for"]
+
+_CACHE = {"Cache-Control": "public, max-age=300"}
+
+
+def _json(data: Any, headers: dict[str, str] | None = None) -> Response:
+    return Response(to_json(data), media_type="application/json", headers=headers)
+
+
+def spec_for(request: Request) -> dict[str, Any]:
+    """The app's OpenAPI document, its one server set to this request's public base URL."""
+    state = request.app.state
+    template = getattr(state, "spec_template", None)
+    if template is None:
+        template = build_spec(
+            (
+                (route.path, route.operation)
+                for route in request.app.routes
+                if isinstance(route, OperationRoute)
+            ),
+            title=NAME_FOR_HUMAN,
+            version=__version__,
+            description=DESCRIPTION_FOR_MODEL,
+        )
+        state.spec_template = template
+    base = public_base_url(request, services_of(request).settings)
+    return {**template, "servers": [{"url": base}]}
+
+
+async def manifest(request: Request) -> Response:
+    settings = services_of(request).settings
+    return _json(plugin_manifest(public_base_url(request, settings), settings), _CACHE)
+
+
+async def openapi(request: Request) -> Response:
+    return _json(spec_for(request), _CACHE)
+
+
+async def logo(request: Request) -> Response:
+    return Response(well_known_asset("logo.png"), media_type="image/png", headers=_CACHE)
+
+
+async def legal(request: Request) -> Response:
+    return Response(
+        well_known_asset("legal.html"), media_type="text/html; charset=utf-8", headers=_CACHE
+    )
+
+
+async def healthz(request: Request) -> Response:
+    settings = services_of(request).settings
+    mode = "sample" if settings.sample_mode else "live"
+    return _json({"status": "ok", "mode": mode, "version": __version__})
+
+
+def public_routes() -> list[BaseRoute]:
+    return [
+        Route("/.well-known/ai-plugin.json", manifest, methods=["GET"]),
+        Route(SPEC_PATH, openapi, methods=["GET"]),
+        Route(LOGO_PATH, logo, methods=["GET"]),
+        Route(LEGAL_PATH, legal, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+    ]

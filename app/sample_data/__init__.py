@@ -1,0 +1,1 @@
+"""Bundled sample data for sample-data mode (see `app.sample_transport`)."""

@@ -1,0 +1,85 @@
+"""Settings, read from the environment (and an optional `.env`) once per process."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Annotated
+
+from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+__all__ = ["DEFAULT_UPSTREAM", "Settings"]
+
+DEFAULT_UPSTREAM = "https://listen-api.listennotes.com/api/v2"
+MIN_SECRET_LENGTH = 16
+_PLACEHOLDERS = {"changeme", "change-me", "secret", "your-secret", "xxx", "todo"}
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Everything the service can be told. Secrets are `SecretStr`: they never appear in a repr,
+    a log line or a validation error."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    listen_api_key: SecretStr | None = Field(
+        default=None, description="Upstream key. Absent: sample-data mode, no network at all."
+    )
+    listen_api_base_url: AnyHttpUrl = Field(default=AnyHttpUrl(DEFAULT_UPSTREAM))
+    chatgpt_secret: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Accepted bearer secrets, comma-separated (rotation without downtime).",
+    )
+    chatgpt_verification_token: str = Field(
+        default="", description="Token ChatGPT issues on plugin registration; public."
+    )
+    public_base_url: AnyHttpUrl | None = Field(
+        default=None, description="Public origin (and prefix) of this service; else per request."
+    )
+    upstream_timeout: float = Field(default=10.0, gt=0, le=40)
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["https://chat.openai.com", "https://chatgpt.com"]
+    )
+    contact_email: str = "support@example.com"
+    log_level: str = "INFO"
+
+    @field_validator("chatgpt_secret", "cors_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("listen_api_key", mode="before")
+    @classmethod
+    def _blank_is_absent(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("chatgpt_secret")
+    @classmethod
+    def _strong_secrets(cls, secrets: list[SecretStr]) -> list[SecretStr]:
+        for index, secret in enumerate(secrets, start=1):
+            raw = secret.get_secret_value()
+            if len(raw) < MIN_SECRET_LENGTH or raw.lower() in _PLACEHOLDERS:
+                raise ValueError(
+                    f"secret #{index} is too weak: use at least {MIN_SECRET_LENGTH} random "
+                    "characters, e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+                )
+        return secrets
+
+    @property
+    def sample_mode(self) -> bool:
+        """True when no upstream key is set: answers come from bundled sample data."""
+        return self.listen_api_key is None
+
+    @cached_property
+    def bearer_secrets(self) -> tuple[bytes, ...]:
+        """The accepted secrets as bytes, ready for constant-time comparison."""
+        return tuple(s.get_secret_value().encode() for s in self.chatgpt_secret)
+
+    @property
+    def upstream_base(self) -> str:
+        return str(self.listen_api_base_url).rstrip("/")

@@ -1,0 +1,114 @@
+#!/usr/bin/env python3
+"""Project entry points that bootstrap themselves.
+
+    python3 dev.py serve    serve on http://127.0.0.1:8000 (sample data unless LISTEN_API_KEY)
+    python3 dev.py test     lint, type-check and test, exactly as CI does
+
+Standard library only: it creates `.venv/`, installs the pinned dependencies
+(`constraints.txt`) the first time and again whenever `pyproject.toml` or the
+constraints change, then runs the command inside that environment.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
+STAMP = VENV / ".bootstrap-stamp"
+EXTRAS = "server,dev"
+
+
+def _log(message: str) -> None:
+    print(f"[dev] {message}", file=sys.stderr, flush=True)
+
+
+def _fingerprint() -> str:
+    digest = hashlib.sha256(EXTRAS.encode())
+    for name in ("pyproject.toml", "constraints.txt"):
+        path = ROOT / name
+        if path.exists():
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def bootstrap() -> None:
+    """Create the virtualenv and install dependencies when they are missing or stale."""
+    if sys.version_info < (3, 11):
+        sys.exit(f"Python 3.11+ is required; this is {sys.version.split()[0]}.")
+    if not PYTHON.exists():
+        _log(f"creating virtualenv in {VENV.relative_to(ROOT)}/")
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    wanted = _fingerprint()
+    if STAMP.exists() and STAMP.read_text() == wanted:
+        return
+    _log("installing dependencies (first run or pyproject/constraints changed)")
+    pip = [str(PYTHON), "-m", "pip", "--disable-pip-version-check", "--quiet"]
+    subprocess.run([*pip, "install", "--upgrade", "pip"], check=True)
+    install = [*pip, "install", "--editable", f".[{EXTRAS}]"]
+    if (ROOT / "constraints.txt").exists():
+        install += ["--constraint", "constraints.txt"]
+    subprocess.run(install, check=True, cwd=ROOT)
+    STAMP.write_text(wanted)
+    _log("dependencies ready")
+
+
+def _run(step: str, argv: list[str]) -> int:
+    _log(f"{step}: {' '.join(argv)}")
+    return subprocess.run(argv, cwd=ROOT).returncode
+
+
+def serve(args: list[str]) -> int:
+    host = os.environ.get("HOST", "127.0.0.1")
+    port = os.environ.get("PORT", "8000")
+    # The app writes one structured line per request; uvicorn's own would repeat it (with
+    # the query string), so it is off.
+    argv = [
+        str(BIN / "uvicorn"),
+        "app.main:app",
+        "--host",
+        host,
+        "--port",
+        port,
+        "--no-access-log",
+        *args,
+    ]
+    os.chdir(ROOT)
+    os.execv(argv[0], argv)  # replaces this process with uvicorn
+
+
+def test(args: list[str]) -> int:
+    steps: list[tuple[str, list[str]]] = [
+        ("lint", [str(BIN / "ruff"), "check", "app", "tests", "bench", "dev.py"]),
+        ("format", [str(BIN / "ruff"), "format", "--check", "app", "tests", "bench", "dev.py"]),
+        ("types", [str(BIN / "mypy")]),
+        ("tests", [str(PYTHON), "-m", "pytest", *args]),
+    ]
+    failed = [name for name, argv in steps if _run(name, argv) != 0]
+    if failed:
+        _log(f"FAILED: {', '.join(failed)}")
+        return 1
+    _log("all checks passed")
+    return 0
+
+
+COMMANDS = {"serve": serve, "test": test}
+
+
+def main() -> int:
+    if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
+        print(__doc__, file=sys.stderr)
+        return 2
+    bootstrap()
+    return COMMANDS[sys.argv[1]](sys.argv[2:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
