@@ -85,9 +85,10 @@ def serve(args: list[str]) -> int:
 
 
 def test(args: list[str]) -> int:
+    sources = [p for p in ("app", "tests", "bench", "infra", "dev.py") if (ROOT / p).exists()]
     steps: list[tuple[str, list[str]]] = [
-        ("lint", [str(BIN / "ruff"), "check", "app", "tests", "bench", "dev.py"]),
-        ("format", [str(BIN / "ruff"), "format", "--check", "app", "tests", "bench", "dev.py"]),
+        ("lint", [str(BIN / "ruff"), "check", *sources]),
+        ("format", [str(BIN / "ruff"), "format", "--check", *sources]),
         ("types", [str(BIN / "mypy")]),
         ("tests", [str(PYTHON), "-m", "pytest", *args]),
     ]

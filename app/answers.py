@@ -67,9 +67,23 @@ def _short(value: object) -> str | None:
     return truncate(value, 100) if isinstance(value, str) else None
 
 
-def _capped_list(limit: int, keep: Callable[[Any], bool] = lambda _: True) -> BeforeValidator:
+def _is_object(value: object) -> bool:
+    return isinstance(value, dict)
+
+
+def _object(value: object) -> object:
+    return value if isinstance(value, dict) else None
+
+
+def _capped_list(
+    limit: int,
+    keep: Callable[[Any], bool] = _is_object,
+    convert: Callable[[Any], Any] = lambda item: item,
+) -> BeforeValidator:
     def cap(value: object) -> list[Any]:
-        return [item for item in value if keep(item)][:limit] if isinstance(value, list) else []
+        if not isinstance(value, list):
+            return []
+        return [convert(item) for item in value if keep(item)][:limit]
 
     return BeforeValidator(cap)
 
@@ -117,7 +131,7 @@ class EpisodeBrief(Answer):
 
 class EpisodeSummary(EpisodeBrief):
     image: Link = None
-    podcast: PodcastRef | None = None
+    podcast: Annotated[PodcastRef | None, BeforeValidator(_object)] = None
 
 
 class Episode(EpisodeSummary):
@@ -196,9 +210,9 @@ class GenresAnswer(Answer):
 
 
 class LanguagesAnswer(Answer):
-    languages: Annotated[list[str], _capped_list(1000, lambda v: isinstance(v, str))] = Field(
-        default_factory=list
-    )
+    languages: Annotated[
+        list[str], _capped_list(1000, lambda v: isinstance(v, str), lambda v: truncate(v, 100))
+    ] = Field(default_factory=list)
 
 
 class Region(Answer):
@@ -209,6 +223,8 @@ class Region(Answer):
 def _regions(value: object) -> list[dict[str, object]]:
     # Upstream: {"us": "United States", ...}. A list of objects has fixed properties,
     # which GPT Actions require of every object schema.
+    if isinstance(value, list):  # already in our shape (an answer being re-read)
+        return [item for item in value if isinstance(item, dict)][:1000]
     if not isinstance(value, dict):
         return []
     return [{"code": code, "name": name} for code, name in list(value.items())[:1000]]

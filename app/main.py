@@ -27,7 +27,7 @@ from app.services import Services
 from app.settings import Settings
 from app.upstream import UpstreamClient
 
-__all__ = ["app", "create_app"]
+__all__ = ["create_app"]  # and `app`, built on first access (see __getattr__)
 
 log = logging.getLogger("app.main")
 
@@ -100,4 +100,15 @@ def create_app(
     return app
 
 
-app = create_app()
+_default_app: FastAPI | None = None
+
+
+def __getattr__(name: str) -> FastAPI:
+    # `app.main:app` is built on first access, from the environment, so that importing
+    # `create_app` (tests, tools) does not build a default app as a side effect.
+    global _default_app
+    if name != "app":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if _default_app is None:
+        _default_app = create_app()
+    return _default_app

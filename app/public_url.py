@@ -30,9 +30,19 @@ def public_base_url(request: Request, settings: Settings) -> str:
         scheme = forwarded
     host = request.headers.get("host", "")
     if not _HOST.match(host):
-        server = request.scope.get("server")
-        host = f"{server[0]}:{server[1]}" if server else "localhost"
+        host = _server_address(request)
     if (scheme, host.rpartition(":")[2]) in (("https", "443"), ("http", "80")):
         host = host.rpartition(":")[0]
     root = str(request.scope.get("root_path", "")).rstrip("/")
     return f"{scheme}://{host}{root}"
+
+
+def _server_address(request: Request) -> str:
+    # No usable Host: the socket's own address, its port dropped when it is the default
+    # for the connection's scheme (a TLS proxy in front makes it meaningless anyway).
+    server = request.scope.get("server")
+    if not server:
+        return "localhost"
+    name, port = server[0], server[1]
+    default = 443 if request.url.scheme == "https" else 80
+    return str(name) if port in (None, default) else f"{name}:{port}"

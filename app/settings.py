@@ -25,7 +25,9 @@ class Settings(BaseSettings):
     """Everything the service can be told. Secrets are `SecretStr`: they never appear in a repr,
     a log line or a validation error."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", frozen=True, hide_input_in_errors=True
+    )
 
     listen_api_key: SecretStr | None = Field(
         default=None, description="Upstream key. Absent: sample-data mode, no network at all."

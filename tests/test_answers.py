@@ -1,0 +1,121 @@
+"""Compact answers: plain text, capped, and always under 100,000 characters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+import respx
+from starlette.testclient import TestClient
+
+from app.answers import MAX_ANSWER_CHARS, GenresAnswer, encode_answer
+from app.text import plain_text, truncate
+from tests import payloads
+from tests.conftest import AUTH
+
+
+def huge_podcast(i: int) -> dict[str, Any]:
+    # Large in every field, yet the whole upstream answer stays under the 8 MB body cap.
+    return {
+        **payloads.SEARCH_PODCAST,
+        "id": f"{i:032x}",
+        "title_original": "T" * 2_000,
+        "description_original": "<p>" + "word " * 5_000 + "</p>",
+        "genre_ids": list(range(500)),
+    }
+
+
+@pytest.mark.parametrize(
+    ("url", "path", "answer"),
+    [
+        (
+            "/api/v2/search_podcasts?q=x",
+            "/search",
+            {"count": 10_000, "total": 10**9, "results": [huge_podcast(i) for i in range(100)]},
+        ),
+        (
+            "/api/v2/genres",
+            "/genres",
+            {"genres": [{"id": i, "name": "G" * 500, "parent_id": i} for i in range(10_000)]},
+        ),
+        ("/api/v2/languages", "/languages", {"languages": ["L" * 500] * 10_000}),
+        ("/api/v2/regions", "/regions", {"regions": {f"r{i}": "R" * 500 for i in range(5000)}}),
+        (
+            "/api/v2/best_podcasts",
+            "/best_podcasts",
+            {**payloads.BEST, "podcasts": [huge_podcast(i) for i in range(150)]},
+        ),
+        (
+            f"/api/v2/podcasts/{payloads.PODCAST_ID}",
+            f"/podcasts/{payloads.PODCAST_ID}",
+            {
+                **huge_podcast(1),
+                "episodes": [{**payloads.EPISODE, "description": "x" * 10**4}] * 100,
+            },
+        ),
+    ],
+)
+def test_every_answer_stays_under_100k_characters(
+    client: TestClient, upstream: respx.MockRouter, url: str, path: str, answer: dict[str, Any]
+) -> None:
+    upstream.get(path).mock(return_value=httpx.Response(200, json=answer))
+    response = client.get(url, headers=AUTH)
+    assert response.status_code == 200
+    assert len(response.text) < MAX_ANSWER_CHARS
+    assert response.json()  # still valid JSON, not a cut string
+
+
+def test_oversized_lists_are_shortened_not_dropped() -> None:
+    answer = GenresAnswer.model_validate(
+        {"genres": [{"id": i, "name": "n" * 90, "parent_id": 1} for i in range(2000)]}
+    )
+    encoded = encode_answer(answer)
+    assert len(encoded) < MAX_ANSWER_CHARS
+    kept = GenresAnswer.model_validate_json(encoded).genres
+    assert 0 < len(kept) < 2000
+    assert [g.id for g in kept] == list(range(len(kept)))  # the first ones, in order
+
+
+def test_wrongly_typed_upstream_fields_are_left_out(
+    client: TestClient, upstream: respx.MockRouter
+) -> None:
+    weird = {
+        **payloads.EPISODE,
+        "title": 12,
+        "audio_length_sec": "long",
+        "podcast": "nope",
+        "pub_date_ms": 1.5,
+        "listennotes_url": "javascript:alert(1)",
+    }
+    upstream.get(f"/episodes/{payloads.EPISODE_ID}").mock(
+        return_value=httpx.Response(200, json=weird)
+    )
+    body = client.get(f"/api/v2/episodes/{payloads.EPISODE_ID}", headers=AUTH).json()
+    for gone in ("title", "audio_length_sec", "podcast", "pub_date_ms", "listennotes_url"):
+        assert gone not in body
+    assert body["id"] == payloads.EPISODE_ID
+
+
+@pytest.mark.parametrize(
+    ("markup", "text"),
+    [
+        ("<p>One</p><p>Two</p>", "One\nTwo"),
+        ("In <b>bold</b>: yes", "In bold: yes"),
+        ("a&amp;b &lt;c&gt; &#39;d&#39;", "a&b <c> 'd'"),
+        ("x<script>steal()</script>y<style>p{}</style>z", "x y z"),
+        ("line<br>break<br/>again", "line\nbreak\nagain"),
+        ("  lots   of\t\tspace  ", "lots of space"),
+        ("ctrl\x00\x07chars", "ctrlchars"),
+        ("<!-- hidden -->shown", "shown"),
+    ],
+)
+def test_plain_text(markup: str, text: str) -> None:
+    assert plain_text(markup, 300) == text
+
+
+def test_truncate_cuts_at_a_word_and_marks_it() -> None:
+    cut = truncate("alpha beta gamma delta epsilon", 20)
+    assert cut == "alpha beta gamma…" and len(cut) <= 20
+    assert truncate("short", 20) == "short"
+    assert len(truncate("x" * 500, 100)) == 100

@@ -1,0 +1,97 @@
+"""One structured log line per request, and no secret anywhere in logs or answers."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+import respx
+from starlette.testclient import TestClient
+
+from app.operations import OPERATIONS
+from app.settings import Settings
+from tests import payloads
+from tests.conftest import AUTH, OTHER_SECRET, SECRET, UPSTREAM_KEY, AppFactory, LogCapture
+
+
+def test_one_request_line_with_the_essentials(
+    client: TestClient, upstream: respx.MockRouter, logs: LogCapture
+) -> None:
+    upstream.get("/genres").mock(return_value=httpx.Response(200, json={"genres": []}))
+    response = client.get("/api/v2/genres?top_level_only=1", headers=AUTH)
+    [line] = [json.loads(line) for line in logs.lines if '"event":"request"' in line]
+    assert line["operation"] == "getGenres"
+    assert line["status"] == 200
+    assert line["upstream_status"] == 200
+    assert line["method"] == "GET" and line["path"] == "/api/v2/genres"
+    assert isinstance(line["latency_ms"], float)
+    assert line["request_id"] == response.headers["x-request-id"]
+    assert "top_level_only" not in json.dumps(line)  # query strings are never logged
+
+
+def test_incoming_request_id_is_kept_when_well_formed(client: TestClient, logs: LogCapture) -> None:
+    kept = client.get("/healthz", headers={"X-Request-Id": "trace-abc-12345"})
+    assert kept.headers["x-request-id"] == "trace-abc-12345"
+    replaced = client.get("/healthz", headers={"X-Request-Id": "bad id\twith junk"})
+    assert replaced.headers["x-request-id"] != "bad id\twith junk"
+    assert [e["request_id"] for e in logs.events("request")] == [
+        "trace-abc-12345",
+        replaced.headers["x-request-id"],
+    ]
+
+
+def test_settings_repr_hides_secrets() -> None:
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, listen_api_key=UPSTREAM_KEY, chatgpt_secret=f"{SECRET},{OTHER_SECRET}"
+    )
+    for text in (repr(settings), str(settings), settings.model_dump_json()):
+        assert UPSTREAM_KEY not in text and SECRET not in text and OTHER_SECRET not in text
+
+
+def test_weak_secret_is_refused_without_echoing_it() -> None:
+    with pytest.raises(ValueError, match="too weak") as caught:
+        Settings(_env_file=None, chatgpt_secret="short")  # type: ignore[call-arg]
+    assert "short" not in str(caught.value).replace("too weak", "")
+    assert SECRET not in str(caught.value)
+
+
+def test_no_secret_in_any_log_line_or_answer(
+    make_client: AppFactory, upstream: respx.MockRouter, logs: LogCapture
+) -> None:
+    """Every operation, every auth outcome and every failure: the secrets stay inside."""
+    client = make_client(chatgpt_secret=f"{SECRET},{OTHER_SECRET}")
+    answers = {"/search": payloads.search_answer(payloads.SEARCH_EPISODE)}
+    outcomes = [
+        httpx.Response(200, json=answers.get("/search", payloads.EPISODE)),
+        httpx.Response(401, json={"error": f"bad key {UPSTREAM_KEY}"}),
+        httpx.Response(429, headers={"Retry-After": "5"}),
+        httpx.Response(500, text=f"trace with {UPSTREAM_KEY}"),
+        httpx.ConnectError(f"cannot reach, key={UPSTREAM_KEY}"),
+        httpx.ReadTimeout("slow"),
+    ]
+    texts: list[str] = []
+    for outcome in outcomes:
+        upstream.routes.clear()
+        route = upstream.route()
+        if isinstance(outcome, Exception):
+            route.mock(side_effect=outcome)
+        else:
+            route.mock(return_value=outcome)
+        for operation in OPERATIONS:
+            path = "/api/v2" + operation.path.format(id=payloads.EPISODE_ID)
+            query = "?q=podcasts" if "q" in operation.params.model_fields else ""
+            for headers in (
+                AUTH,
+                {"Authorization": f"Bearer {OTHER_SECRET}"},
+                {"Authorization": f"Bearer {SECRET}x"},
+                {},
+            ):
+                response = client.get(path + query, headers=headers)
+                texts.append(response.text)
+                texts.extend(f"{k}: {v}" for k, v in response.headers.items())
+    texts.extend(logs.lines)
+    assert len(logs.events("request")) == len(outcomes) * len(OPERATIONS) * 4
+    for text in texts:
+        for secret in (SECRET, OTHER_SECRET, UPSTREAM_KEY):
+            assert secret not in text
