@@ -188,3 +188,22 @@ def test_answers_use_the_configured_upstream_base(
     client = make_client()
     client.get("/api/v2/languages", headers=AUTH)
     assert str(route.calls.last.request.url) == "https://listen-api.example.test/api/v2/languages"
+
+
+def test_one_pooled_client_serves_every_request(
+    make_client: Any, upstream: respx.MockRouter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    created: list[httpx.AsyncClient] = []
+    original = httpx.AsyncClient.__init__
+
+    def counting_init(self: httpx.AsyncClient, *args: Any, **kwargs: Any) -> None:
+        created.append(self)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(httpx.AsyncClient, "__init__", counting_init)
+    upstream.get("/languages").mock(return_value=httpx.Response(200, json={"languages": []}))
+    client = make_client()
+    assert created == []  # nothing is built before the first call needs it
+    for _ in range(5):
+        assert client.get("/api/v2/languages", headers=AUTH).status_code == 200
+    assert len(created) == 1
