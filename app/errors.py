@@ -3,6 +3,7 @@
     ServiceError
     ├── Unauthorized               the caller's bearer secret is missing or wrong
     ├── ServiceLocked              no bearer secret is configured: the proxy stays closed
+    ├── CredentialsUnavailable     a stored secret (SSM, Secrets Manager) cannot be read
     ├── InvalidParameters          a parameter failed validation before any upstream call
     └── UpstreamError              the upstream API did not give a usable answer
         ├── UpstreamNotFound       it answered 404 (unknown id)
@@ -20,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
+    "CredentialsUnavailable",
     "InvalidParameters",
     "ParameterProblem",
     "ServiceError",
@@ -54,6 +56,11 @@ class Unauthorized(ServiceError):
 class ServiceLocked(ServiceError):
     code = "service_locked"
     message = "This service has no bearer secret configured, so its API is closed."
+
+
+class CredentialsUnavailable(ServiceError):
+    code = "credentials_unavailable"
+    message = "This service cannot read its credentials right now. Try again shortly."
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 
 from app import __version__
+from app.credentials import Credentials, SecretRef, StoredSecret
 from app.errors import ServiceError
 from app.observability import AccessLog, configure_logging
 from app.operations import OPERATIONS
@@ -36,7 +37,7 @@ def _ready_settings(settings: Settings) -> Settings:
     """Settings with the startup decisions applied and announced (never a secret in a log)."""
     if settings.sample_mode:
         log.warning("LISTEN_API_KEY is not set: sample-data mode, answers come from bundled data")
-        if not settings.chatgpt_secret:
+        if not settings.has_bearer_secret:
             generated = secrets.token_urlsafe(24)
             settings = settings.model_copy(update={"chatgpt_secret": [SecretStr(generated)]})
             # Printed once, to the terminal only, so a newcomer can curl straight away.
@@ -46,9 +47,22 @@ def _ready_settings(settings: Settings) -> Settings:
                 file=sys.stderr,
                 flush=True,
             )
-    elif not settings.chatgpt_secret:
+    elif not settings.has_bearer_secret:
         log.error("CHATGPT_SECRET is not set: the proxy API is closed and answers 503")
     return settings
+
+
+def _credentials(settings: Settings) -> Credentials:
+    def stored(ref: str | None) -> StoredSecret | None:
+        return StoredSecret(SecretRef.parse(ref), settings.secret_ttl) if ref else None
+
+    key = settings.listen_api_key
+    return Credentials(
+        bearer_secrets=settings.bearer_secrets,
+        bearer_ref=stored(settings.chatgpt_secret_ref),
+        upstream_key=key.get_secret_value() if key is not None else None,
+        upstream_key_ref=stored(settings.listen_api_key_ref),
+    )
 
 
 def create_app(
@@ -61,9 +75,8 @@ def create_app(
     settings = _ready_settings(settings)
     if transport is None and settings.sample_mode:
         transport = SampleTransport(prefix=urlsplit(settings.upstream_base).path)
-    key = settings.listen_api_key.get_secret_value() if settings.listen_api_key else None
     upstream = UpstreamClient(
-        settings.upstream_base, key=key, timeout=settings.upstream_timeout, transport=transport
+        settings.upstream_base, timeout=settings.upstream_timeout, transport=transport
     )
 
     @asynccontextmanager
@@ -79,7 +92,9 @@ def create_app(
         redoc_url=None,
         lifespan=lifespan,
     )
-    app.state.services = Services(settings=settings, upstream=upstream)
+    app.state.services = Services(
+        settings=settings, credentials=_credentials(settings), upstream=upstream
+    )
     app.router.routes.extend(public_routes())
     app.router.routes.extend(OperationRoute(operation) for operation in OPERATIONS)
     app.add_exception_handler(ServiceError, handle_service)

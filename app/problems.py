@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from app.errors import (
+    CredentialsUnavailable,
     InvalidParameters,
     ServiceError,
     ServiceLocked,
@@ -53,6 +54,7 @@ class ErrorBody(BaseModel):
 _STATUS_OF: tuple[tuple[type[ServiceError], int], ...] = (
     (Unauthorized, 401),
     (ServiceLocked, 503),
+    (CredentialsUnavailable, 503),
     (InvalidParameters, 422),
     (UpstreamNotFound, 404),
     (UpstreamRateLimited, 429),
@@ -66,7 +68,7 @@ ERROR_STATUSES: dict[int, str] = {
     422: "A parameter is invalid; details name it.",
     429: "Upstream rate limit or quota reached; honour Retry-After.",
     502: "The podcast service failed or answered unusably.",
-    503: "The service has no bearer secret configured and is closed.",
+    503: "The service is closed (no bearer secret configured) or cannot read its credentials.",
     504: "The podcast service did not answer in time.",
 }
 """Every error status a proxy operation can answer, as documented in the spec."""

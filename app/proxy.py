@@ -37,10 +37,12 @@ def _endpoint(operation: Operation) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         current_record().operation = operation.name
         services = services_of(request)
-        authorize(request.headers.getlist("authorization"), services.settings.bearer_secrets)
+        secrets = await services.credentials.bearer_secrets()
+        authorize(request.headers.getlist("authorization"), secrets)
         params = operation.parse(request.query_params.multi_items(), request.path_params)
         path, query = operation.upstream_request(params)
-        upstream_json = await services.upstream.get_json(path, query)
+        key = await services.credentials.upstream_key()
+        upstream_json = await services.upstream.get_json(path, query, key=key)
         answer = encode_answer(operation.compact(upstream_json))
         return Response(answer, media_type="application/json")
 

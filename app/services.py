@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
+from app.credentials import Credentials
 from app.settings import Settings
 from app.upstream import UpstreamClient
 
@@ -15,6 +16,7 @@ __all__ = ["Services", "services_of"]
 @dataclass(frozen=True)
 class Services:
     settings: Settings
+    credentials: Credentials
     upstream: UpstreamClient
 
 

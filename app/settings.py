@@ -8,6 +8,8 @@ from typing import Annotated
 from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from app.credentials import SecretRef
+
 __all__ = ["DEFAULT_UPSTREAM", "Settings"]
 
 DEFAULT_UPSTREAM = "https://listen-api.listennotes.com/api/v2"
@@ -32,10 +34,19 @@ class Settings(BaseSettings):
     listen_api_key: SecretStr | None = Field(
         default=None, description="Upstream key. Absent: sample-data mode, no network at all."
     )
+    listen_api_key_ref: str | None = Field(
+        default=None, description="AWS reference to the upstream key: ssm:/name or an ARN."
+    )
     listen_api_base_url: AnyHttpUrl = Field(default=AnyHttpUrl(DEFAULT_UPSTREAM))
     chatgpt_secret: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list,
         description="Accepted bearer secrets, comma-separated (rotation without downtime).",
+    )
+    chatgpt_secret_ref: str | None = Field(
+        default=None, description="AWS reference to the bearer secret(s): ssm:/name or an ARN."
+    )
+    secret_ttl: float = Field(
+        default=300.0, ge=0, le=86_400, description="Seconds a stored secret is cached."
     )
     chatgpt_verification_token: str = Field(
         default="", description="Token ChatGPT issues on plugin registration; public."
@@ -54,6 +65,14 @@ class Settings(BaseSettings):
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         return _split_csv(value)
+
+    @field_validator("listen_api_key_ref", "chatgpt_secret_ref")
+    @classmethod
+    def _valid_ref(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        SecretRef.parse(value)  # raises ValueError with the accepted forms
+        return value.strip()
 
     @field_validator("listen_api_key", mode="before")
     @classmethod
@@ -75,7 +94,11 @@ class Settings(BaseSettings):
     @property
     def sample_mode(self) -> bool:
         """True when no upstream key is set: answers come from bundled sample data."""
-        return self.listen_api_key is None
+        return self.listen_api_key is None and self.listen_api_key_ref is None
+
+    @property
+    def has_bearer_secret(self) -> bool:
+        return bool(self.chatgpt_secret) or self.chatgpt_secret_ref is not None
 
     @cached_property
     def bearer_secrets(self) -> tuple[bytes, ...]:

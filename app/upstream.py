@@ -44,21 +44,17 @@ class UpstreamClient:
         self,
         base_url: str,
         *,
-        key: str | None,
         timeout: float,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
-        self._key = key
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None or self._client.is_closed:
             headers = {"Accept": "application/json", "User-Agent": _USER_AGENT}
-            if self._key is not None:
-                headers["X-ListenAPI-Key"] = self._key
             self._client = httpx.AsyncClient(
                 base_url=self.base_url,
                 headers=headers,
@@ -75,14 +71,15 @@ class UpstreamClient:
             await self._client.aclose()
             self._client = None
 
-    async def get_json(self, path: str, query: dict[str, str]) -> Any:
+    async def get_json(self, path: str, query: dict[str, str], *, key: str | None) -> Any:
         """The decoded JSON answer of `GET {base}{path}?{query}`; an `UpstreamError` otherwise.
 
-        The whole exchange, body included, ends within `timeout` seconds.
+        `key` is sent as `X-ListenAPI-Key`, the only credential that goes upstream. The
+        whole exchange, body included, ends within `timeout` seconds.
         """
         try:
             async with asyncio.timeout(self.timeout):
-                status, headers, body = await self._fetch(path, query)
+                status, headers, body = await self._fetch(path, query, key)
         except (TimeoutError, httpx.TimeoutException):
             raise UpstreamTimeout(detail=f"no answer within {self.timeout}s") from None
         except httpx.HTTPError as error:
@@ -94,8 +91,11 @@ class UpstreamClient:
         except ValueError:
             raise UpstreamUnavailable(status=status, detail="answer is not JSON") from None
 
-    async def _fetch(self, path: str, query: dict[str, str]) -> tuple[int, httpx.Headers, bytes]:
-        request = self._http().build_request("GET", path, params=query)
+    async def _fetch(
+        self, path: str, query: dict[str, str], key: str | None
+    ) -> tuple[int, httpx.Headers, bytes]:
+        headers = {"X-ListenAPI-Key": key} if key is not None else None
+        request = self._http().build_request("GET", path, params=query, headers=headers)
         response = await self._http().send(request, stream=True)
         current_record().upstream_status = response.status_code
         try:

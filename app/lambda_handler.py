@@ -1,0 +1,69 @@
+"""AWS Lambda entry point: `app.lambda_handler.handler` (API Gateway REST/HTTP, ALB, Function URL).
+
+The app, its settings and its pooled HTTP client are built once per container, when this
+module is imported, and reused by every warm invocation. Mangum's lifespan is off: it would
+run the ASGI lifespan on every invocation, and nothing here needs one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mangum import Mangum
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from app.main import create_app
+
+__all__ = ["handler", "make_handler", "mount_prefix"]
+
+
+def mount_prefix(event: dict[str, Any]) -> str:
+    """The path prefix the caller's URL has and the app's routes do not ('' if none).
+
+    REST API (v1): the stage or custom-domain base path, i.e. what `requestContext.path`
+    has in front of `path` (`/prod` for `/prod/api/v2/genres`). HTTP API (v2) on a named
+    stage: `/{stage}`, which the raw path carries. `$default` stages, ALBs and Function
+    URLs have none.
+    """
+    context = event.get("requestContext") or {}
+    if event.get("version") == "2.0":
+        stage = context.get("stage") or "$default"
+        path = event.get("rawPath") or ""
+        if stage != "$default" and (path == f"/{stage}" or path.startswith(f"/{stage}/")):
+            return f"/{stage}"
+        return ""
+    if "elb" in context or "httpMethod" not in event:
+        return ""
+    outer = str(context.get("path") or "")
+    inner = str(event.get("path") or "")
+    if inner and outer.endswith(inner):
+        return outer[: len(outer) - len(inner)].rstrip("/")
+    stage = context.get("stage")
+    return f"/{stage}" if stage and outer.startswith(f"/{stage}") else ""
+
+
+class _EventPrefix:
+    """Sets the ASGI `root_path` from the Lambda event (Mangum leaves it empty), so routes
+    match and every absolute URL the app publishes carries the stage or base path."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        event = scope.get("aws.event")
+        if scope["type"] == "http" and isinstance(event, dict):
+            prefix = mount_prefix(event)
+            if prefix:
+                path = scope["path"]
+                if not (path == prefix or path.startswith(prefix + "/")):
+                    path = prefix + path  # ASGI: `path` includes `root_path`
+                scope = {**scope, "root_path": prefix, "path": path}
+        await self.app(scope, receive, send)
+
+
+def make_handler(app: ASGIApp) -> Mangum:
+    """A Lambda handler serving `app`, with the stage prefix applied and no lifespan."""
+    return Mangum(_EventPrefix(app), lifespan="off")
+
+
+handler = make_handler(create_app())
