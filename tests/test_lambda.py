@@ -149,7 +149,7 @@ def invoke(handler: Mangum, event: Event) -> tuple[int, dict[str, str], bytes]:
 @pytest.mark.parametrize("front", FRONTS)
 def test_manifest_and_spec_urls_are_right_behind_each_front(handler: Mangum, front: str) -> None:
     make_event, base = FRONTS[front]
-    status, headers, body = invoke(handler, make_event("/.well-known/ai-plugin.json"))
+    status, _headers, body = invoke(handler, make_event("/.well-known/ai-plugin.json"))
     assert status == 200
     manifest = json.loads(body)
     assert manifest["api"]["url"] == f"{base}/openapi.json"
@@ -175,7 +175,7 @@ def test_proxy_operation_answers_behind_each_front(handler: Mangum, front: str) 
 @pytest.mark.parametrize("front", FRONTS)
 def test_auth_is_enforced_behind_each_front(handler: Mangum, front: str) -> None:
     make_event, _ = FRONTS[front]
-    status, headers, body = invoke(handler, make_event("/api/v2/genres"))
+    status, headers, _body = invoke(handler, make_event("/api/v2/genres"))
     assert status == 401
     assert headers["www-authenticate"].startswith("Bearer")
     status, _, _ = invoke(
