@@ -3,6 +3,9 @@
 
     python3 dev.py serve    serve on http://127.0.0.1:8000 (sample data unless LISTEN_API_KEY)
     python3 dev.py test     lint, type-check and test, exactly as CI does
+    python3 dev.py build-lambda [--arch arm64|x86_64] [--python 3.12]
+                            the AWS Lambda zip, dist/lambda.zip (no Docker needed)
+    python3 dev.py bench cold-start   benchmarks (see bench/)
 
 Standard library only: it creates `.venv/`, installs the pinned dependencies
 (`constraints.txt`) the first time and again whenever `pyproject.toml` or the
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import platform
 import subprocess
 import sys
 import venv
@@ -84,12 +88,35 @@ def serve(args: list[str]) -> int:
     os.execv(argv[0], argv)  # replaces this process with uvicorn
 
 
+def _host_arch() -> str:
+    return "arm64" if platform.machine().lower() in ("aarch64", "arm64") else "x86_64"
+
+
 def test(args: list[str]) -> int:
     sources = [p for p in ("app", "tests", "bench", "infra", "dev.py") if (ROOT / p).exists()]
+    host_python = f"{sys.version_info.major}.{sys.version_info.minor}"
     steps: list[tuple[str, list[str]]] = [
         ("lint", [str(BIN / "ruff"), "check", *sources]),
         ("format", [str(BIN / "ruff"), "format", "--check", *sources]),
         ("types", [str(BIN / "mypy")]),
+        ("template", [str(BIN / "cfn-lint"), "infra/template.yaml"]),
+        ("dockerfile", [str(BIN / "hadolint"), "Dockerfile"]),
+        # The deploy build's path (pip --platform --only-binary), for this machine, so
+        # that tests/test_lambda_zip.py can import the handler from the zip.
+        (
+            "lambda zip",
+            [
+                str(PYTHON),
+                "infra/bundle.py",
+                "build/lambda-host",
+                "--arch",
+                _host_arch(),
+                "--python",
+                host_python,
+                "--zip",
+                "build/lambda-host.zip",
+            ],
+        ),
         ("tests", [str(PYTHON), "-m", "pytest", *args]),
     ]
     failed = [name for name, argv in steps if _run(name, argv) != 0]
@@ -100,7 +127,39 @@ def test(args: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"serve": serve, "test": test}
+def build_lambda(args: list[str]) -> int:
+    """The deployment zip for infra/template.yaml: dist/lambda.zip (arm64, Python 3.12)."""
+    wanted = args or ["--arch", "arm64", "--python", "3.12"]
+    build = [str(PYTHON), "infra/bundle.py", "build/lambda", "--zip", "dist/lambda.zip"]
+    return _run("build-lambda", [*build, *wanted])
+
+
+def bench(args: list[str]) -> int:
+    """Run a benchmark of bench/: `cold-start` (more to come)."""
+    scripts = {"cold-start": "cold_start.py"}
+    if not args or args[0] not in scripts:
+        print(f"usage: python3 dev.py bench {{{','.join(scripts)}}} [options]", file=sys.stderr)
+        return 2
+    if args[0] == "cold-start" and not (ROOT / "build/lambda-host/app").exists():
+        host_python = f"{sys.version_info.major}.{sys.version_info.minor}"
+        built = _run(
+            "bundle",
+            [
+                str(PYTHON),
+                "infra/bundle.py",
+                "build/lambda-host",
+                "--arch",
+                _host_arch(),
+                "--python",
+                host_python,
+            ],
+        )
+        if built != 0:
+            return built
+    return _run("bench", [str(PYTHON), f"bench/{scripts[args[0]]}", *args[1:]])
+
+
+COMMANDS = {"serve": serve, "test": test, "build-lambda": build_lambda, "bench": bench}
 
 
 def main() -> int:

@@ -105,7 +105,7 @@ def _either(name: str) -> AliasChoices:
 class Answer(BaseModel):
     """Base of every compact answer: unknown upstream fields are ignored, i.e. dropped."""
 
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, defer_build=True)
 
 
 class PodcastRef(Answer):

@@ -73,7 +73,9 @@ PodcastOrEpisodeId = Annotated[
 class Params(BaseModel):
     """Base of every parameter model: undeclared input is ignored, never forwarded."""
 
-    model_config = ConfigDict(extra="ignore", str_strip_whitespace=False, frozen=True)
+    # defer_build: a model's validator is built on first use, so a cold start pays only
+    # for the operation it serves, not for all nine.
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
 
 class NoParams(Params):
