@@ -3,18 +3,27 @@
 Each model is both the published JSON schema of an answer and its transformation:
 validation aliases rename the upstream's `_original` fields, undeclared upstream fields
 (`email`, `rss`, `transcript`, ...) are dropped, text is made plain and capped, lists are
-capped. Upstream values of an unexpected type become absent rather than failing the call.
+capped. They validate the upstream's JSON bytes directly (pydantic-core, in Rust): a
+record that breaks the contract is left out of its list, or refused if it is the answer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Annotated, Any
 
-from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    OnErrorOmit,
+    StringConstraints,
+)
 from pydantic_core import to_json
 
-from app.text import plain_text, truncate
+from app.text import plain_text
 
 __all__ = [
     "MAX_ANSWER_CHARS",
@@ -41,65 +50,39 @@ def _text(limit: int) -> BeforeValidator:
     return BeforeValidator(clean)
 
 
-def _link(value: object) -> str | None:
-    if isinstance(value, str) and value.startswith(("https://", "http://")) and len(value) < 2048:
+def _score(value: object) -> int | None:
+    # Free plans get a sentence ("Please upgrade ...") instead of a number: leave it out.
+    if isinstance(value, int) and not isinstance(value, bool):
         return value
+    return int(value) if isinstance(value, str) and value.isdigit() else None
+
+
+def _rank(value: object) -> str | None:
+    if isinstance(value, str) and len(value) <= 10 and value[:1].isdigit():
+        return value  # e.g. "0.5%"
     return None
 
 
-def _integer(value: object) -> int | None:
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value)
-    return None
-
-
-def _boolean(value: object) -> bool | None:
-    return bool(value) if isinstance(value, bool | int) else None
-
-
-def _short(value: object) -> str | None:
-    return truncate(value, 100) if isinstance(value, str) else None
-
-
-def _is_object(value: object) -> bool:
-    return isinstance(value, dict)
-
-
-def _object(value: object) -> object:
-    return value if isinstance(value, dict) else None
-
-
-def _capped_list(
-    limit: int,
-    keep: Callable[[Any], bool] = _is_object,
-    convert: Callable[[Any], Any] = lambda item: item,
-) -> BeforeValidator:
-    def cap(value: object) -> list[Any]:
-        if not isinstance(value, list):
-            return []
-        return [convert(item) for item in value if keep(item)][:limit]
-
-    return BeforeValidator(cap)
-
-
-Title = Annotated[str | None, _text(200)]
-Blurb = Annotated[str | None, _text(300)]
-LongText = Annotated[str | None, _text(2000)]
-Link = Annotated[str | None, BeforeValidator(_link)]
-Integer = Annotated[int | None, BeforeValidator(_integer)]
-Flag = Annotated[bool | None, BeforeValidator(_boolean)]
-Short = Annotated[str | None, BeforeValidator(_short)]
+def _first(limit: int) -> AfterValidator:
+    return AfterValidator(lambda items: items[:limit])
 
 
 def _either(name: str) -> AliasChoices:
     # Search results say `title_original`; records say `title`. Accept both, publish one.
     return AliasChoices(f"{name}_original", name)
+
+
+# Checked by pydantic-core (Rust) where possible: this runs for every field of every
+# result. A record that breaks these is left out of a list (OnErrorOmit) or, when it is
+# the whole answer, refused (502). Python runs only for text cleaning and the scores.
+Title = Annotated[str | None, _text(200)]
+Blurb = Annotated[str | None, _text(300)]
+LongText = Annotated[str | None, _text(2000)]
+Link = Annotated[str, StringConstraints(pattern=r"^https?://", max_length=2048)] | None
+Id = Annotated[str, StringConstraints(max_length=64)] | None
+Short = Annotated[str, StringConstraints(max_length=100)] | None
+Score = Annotated[int | None, BeforeValidator(_score)]
+Rank = Annotated[str | None, BeforeValidator(_rank)]
 
 
 class Answer(BaseModel):
@@ -109,29 +92,29 @@ class Answer(BaseModel):
 
 
 class PodcastRef(Answer):
-    id: Short = Field(None, description="Podcast id (32 hex characters), for getPodcast.")
+    id: Id = Field(None, description="Podcast id (32 hex characters), for getPodcast.")
     title: Title = Field(None, validation_alias=_either("title"))
     publisher: Title = Field(None, validation_alias=_either("publisher"))
     image: Link = None
     listennotes_url: Link = Field(None, description="The page to link to. Never invent links.")
-    listen_score: Integer = None
-    listen_score_global_rank: Short = None
+    listen_score: Score = None
+    listen_score_global_rank: Rank = None
 
 
 class EpisodeBrief(Answer):
-    id: Short = Field(None, description="Episode id (32 hex characters), for getEpisode.")
+    id: Id = Field(None, description="Episode id (32 hex characters), for getEpisode.")
     title: Title = Field(None, validation_alias=_either("title"))
     description: Blurb = Field(None, validation_alias=_either("description"))
     audio: Link = Field(None, description="Direct link to the audio file.")
-    audio_length_sec: Integer = None
-    pub_date_ms: Integer = Field(None, description="Publication time, ms since the epoch.")
-    explicit_content: Flag = None
+    audio_length_sec: int | None = None
+    pub_date_ms: int | None = Field(None, description="Publication time, ms since the epoch.")
+    explicit_content: bool | None = None
     listennotes_url: Link = Field(None, description="The page to link to. Never invent links.")
 
 
 class EpisodeSummary(EpisodeBrief):
     image: Link = None
-    podcast: Annotated[PodcastRef | None, BeforeValidator(_object)] = None
+    podcast: PodcastRef | None = None
 
 
 class Episode(EpisodeSummary):
@@ -142,7 +125,7 @@ class Episode(EpisodeSummary):
 
 
 class PodcastSummary(Answer):
-    id: Short = Field(None, description="Podcast id (32 hex characters), for getPodcast.")
+    id: Id = Field(None, description="Podcast id (32 hex characters), for getPodcast.")
     title: Title = Field(None, validation_alias=_either("title"))
     publisher: Title = Field(None, validation_alias=_either("publisher"))
     description: Blurb = Field(None, validation_alias=_either("description"))
@@ -151,67 +134,65 @@ class PodcastSummary(Answer):
     website: Link = None
     language: Short = None
     country: Short = None
-    genre_ids: Annotated[list[int], _capped_list(20, lambda g: type(g) is int)] = Field(
-        default_factory=list
-    )
-    total_episodes: Integer = None
-    latest_episode_id: Short = None
-    latest_pub_date_ms: Integer = None
-    earliest_pub_date_ms: Integer = None
-    update_frequency_hours: Integer = None
-    audio_length_sec: Integer = Field(None, description="Average episode length, in seconds.")
-    listen_score: Integer = None
-    listen_score_global_rank: Short = None
-    explicit_content: Flag = None
+    genre_ids: Annotated[list[OnErrorOmit[int]], _first(20)] = Field(default_factory=list)
+    total_episodes: int | None = None
+    latest_episode_id: Id = None
+    latest_pub_date_ms: int | None = None
+    earliest_pub_date_ms: int | None = None
+    update_frequency_hours: int | None = None
+    audio_length_sec: int | None = Field(None, description="Average episode length, in seconds.")
+    listen_score: Score = None
+    listen_score_global_rank: Rank = None
+    explicit_content: bool | None = None
 
 
 class Podcast(PodcastSummary):
     """One podcast in full with a page of its episodes (getPodcast)."""
 
     description: LongText = Field(None, validation_alias=_either("description"))
-    episodes: Annotated[list[EpisodeBrief], _capped_list(10)] = Field(default_factory=list)
-    next_episode_pub_date: Integer = Field(
+    episodes: Annotated[list[OnErrorOmit[EpisodeBrief]], _first(10)] = Field(default_factory=list)
+    next_episode_pub_date: int | None = Field(
         None, description="Pass as next_episode_pub_date to getPodcast for the next episodes."
     )
 
 
 class SearchEpisodesAnswer(Answer):
-    count: Integer = Field(None, description="Results on this page.")
-    total: Integer = Field(None, description="Results in all.")
-    next_offset: Integer = Field(None, description="Pass as offset for the next page.")
-    results: Annotated[list[EpisodeSummary], _capped_list(10)] = Field(default_factory=list)
+    count: int | None = Field(None, description="Results on this page.")
+    total: int | None = Field(None, description="Results in all.")
+    next_offset: int | None = Field(None, description="Pass as offset for the next page.")
+    results: Annotated[list[OnErrorOmit[EpisodeSummary]], _first(10)] = Field(default_factory=list)
 
 
 class SearchPodcastsAnswer(Answer):
-    count: Integer = Field(None, description="Results on this page.")
-    total: Integer = Field(None, description="Results in all.")
-    next_offset: Integer = Field(None, description="Pass as offset for the next page.")
-    results: Annotated[list[PodcastSummary], _capped_list(10)] = Field(default_factory=list)
+    count: int | None = Field(None, description="Results on this page.")
+    total: int | None = Field(None, description="Results in all.")
+    next_offset: int | None = Field(None, description="Pass as offset for the next page.")
+    results: Annotated[list[OnErrorOmit[PodcastSummary]], _first(10)] = Field(default_factory=list)
 
 
 class BestPodcastsAnswer(Answer):
-    genre_id: Integer = Field(None, validation_alias="id")
+    genre_id: int | None = Field(None, validation_alias="id")
     genre_name: Short = Field(None, validation_alias="name")
-    total: Integer = None
-    has_next: Flag = None
-    has_previous: Flag = None
-    page_number: Integer = None
-    podcasts: Annotated[list[PodcastSummary], _capped_list(50)] = Field(default_factory=list)
+    total: int | None = None
+    has_next: bool | None = None
+    has_previous: bool | None = None
+    page_number: int | None = None
+    podcasts: Annotated[list[OnErrorOmit[PodcastSummary]], _first(50)] = Field(default_factory=list)
 
 
 class Genre(Answer):
-    id: Integer = None
+    id: int | None = None
     name: Short = None
-    parent_id: Integer = None
+    parent_id: int | None = None
 
 
 class GenresAnswer(Answer):
-    genres: Annotated[list[Genre], _capped_list(2000)] = Field(default_factory=list)
+    genres: Annotated[list[OnErrorOmit[Genre]], _first(2000)] = Field(default_factory=list)
 
 
 class LanguagesAnswer(Answer):
     languages: Annotated[
-        list[str], _capped_list(1000, lambda v: isinstance(v, str), lambda v: truncate(v, 100))
+        list[OnErrorOmit[Annotated[str, StringConstraints(max_length=100)]]], _first(1000)
     ] = Field(default_factory=list)
 
 
@@ -231,7 +212,9 @@ def _regions(value: object) -> list[dict[str, object]]:
 
 
 class RegionsAnswer(Answer):
-    regions: Annotated[list[Region], BeforeValidator(_regions)] = Field(default_factory=list)
+    regions: Annotated[list[OnErrorOmit[Region]], BeforeValidator(_regions)] = Field(
+        default_factory=list
+    )
 
 
 def encode_answer(answer: Answer, limit: int = MAX_ANSWER_CHARS) -> bytes:

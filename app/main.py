@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 import httpx
 from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 from pydantic import SecretStr
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
@@ -31,6 +32,8 @@ from app.upstream import UpstreamClient
 __all__ = ["create_app"]  # and `app`, built on first access (see __getattr__)
 
 log = logging.getLogger("app.main")
+
+_NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
 
 def _ready_settings(settings: Settings) -> Settings:
@@ -66,17 +69,24 @@ def _credentials(settings: Settings) -> Credentials:
 
 
 def create_app(
-    settings: Settings | None = None, *, transport: httpx.AsyncBaseTransport | None = None
+    settings: Settings | None = None,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    network: str = "auto",
 ) -> FastAPI:
     """A ready app. `transport` replaces the network for the upstream (tests, benchmarks);
-    without a key the bundled sample data is the transport."""
+    without a key the bundled sample data is the transport. `network` picks the network
+    transport otherwise: "auto" (aiohttp when installed), "aiohttp" or "httpx"."""
     settings = settings if settings is not None else Settings()
     configure_logging(settings.log_level)
     settings = _ready_settings(settings)
     if transport is None and settings.sample_mode:
         transport = SampleTransport(prefix=urlsplit(settings.upstream_base).path)
     upstream = UpstreamClient(
-        settings.upstream_base, timeout=settings.upstream_timeout, transport=transport
+        settings.upstream_base,
+        timeout=settings.upstream_timeout,
+        transport=transport,
+        prefer=network,
     )
 
     @asynccontextmanager
@@ -91,6 +101,8 @@ def create_app(
         docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
+        # Off unless asked for: FastAPI checks for OpenTelemetry providers on every request.
+        telemetry=None if settings.otel_enabled else _NO_TELEMETRY,
     )
     app.state.services = Services(
         settings=settings, credentials=_credentials(settings), upstream=upstream

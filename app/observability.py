@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 import time
-import uuid
 from contextvars import ContextVar
 from dataclasses import dataclass
 
@@ -120,4 +120,4 @@ def _request_id(scope: Scope) -> str:
             if _INCOMING_ID.match(candidate):
                 return candidate
             break
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()

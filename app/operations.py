@@ -10,7 +10,6 @@ import re
 import string
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from pydantic import ValidationError
 
@@ -81,12 +80,14 @@ class Operation:
         path = self.upstream_path.format(**{key: getattr(parsed, key) for key in self.path_params})
         return path, query | dict(self.fixed)
 
-    def compact(self, upstream_json: Any) -> answers.Answer:
-        """The compact answer for an upstream answer, or `UpstreamUnavailable` if unusable."""
+    def compact(self, upstream_body: bytes) -> answers.Answer:
+        """The compact answer for the upstream's JSON body, or `UpstreamUnavailable`."""
         try:
-            return self.answer.model_validate(upstream_json)
-        except ValidationError:
-            detail = f"{self.name}: upstream answer has another shape"
+            return self.answer.model_validate_json(upstream_body)
+        except ValidationError as error:
+            kinds = {item["type"] for item in error.errors(include_url=False)}
+            what = "is not JSON" if "json_invalid" in kinds else "has another shape"
+            detail = f"{self.name}: upstream answer {what} ({', '.join(sorted(kinds))})"
             raise UpstreamUnavailable(detail=detail) from None
 
 

@@ -42,8 +42,8 @@ def _endpoint(operation: Operation) -> Callable[[Request], Awaitable[Response]]:
         params = operation.parse(request.query_params.multi_items(), request.path_params)
         path, query = operation.upstream_request(params)
         key = await services.credentials.upstream_key()
-        upstream_json = await services.upstream.get_json(path, query, key=key)
-        answer = encode_answer(operation.compact(upstream_json))
+        body = await services.upstream.get(path, query, key=key)
+        answer = encode_answer(operation.compact(body))
         return Response(answer, media_type="application/json")
 
     endpoint.__name__ = operation.name

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Sequence
+from functools import lru_cache
 
 from app.errors import ServiceLocked, Unauthorized
 
@@ -37,6 +38,11 @@ def _digest(value: bytes) -> bytes:
     return hashlib.sha256(value).digest()
 
 
+# The configured secrets' digests are computed once (a few of them, rotated rarely);
+# the presented token's is computed per request and never cached.
+_secret_digest = lru_cache(maxsize=32)(_digest)
+
+
 def authorize(header_values: Sequence[str], secrets: Sequence[bytes]) -> None:
     """Return if the caller presented one of `secrets`; raise otherwise.
 
@@ -50,6 +56,6 @@ def authorize(header_values: Sequence[str], secrets: Sequence[bytes]) -> None:
     presented = _digest(token if token is not None else b"")
     matched = False
     for secret in secrets:
-        matched |= hmac.compare_digest(presented, _digest(secret))
+        matched |= hmac.compare_digest(presented, _secret_digest(secret))
     if token is None or not matched:
         raise Unauthorized()

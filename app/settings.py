@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["https://chat.openai.com", "https://chatgpt.com"]
     )
+    otel_enabled: bool = Field(
+        default=False,
+        description="FastAPI's native OpenTelemetry (spans, metrics) when a provider is set up.",
+    )
     contact_email: str = "support@example.com"
     log_level: str = "INFO"
 

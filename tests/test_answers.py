@@ -77,24 +77,49 @@ def test_oversized_lists_are_shortened_not_dropped() -> None:
     assert [g.id for g in kept] == list(range(len(kept)))  # the first ones, in order
 
 
-def test_wrongly_typed_upstream_fields_are_left_out(
+def test_a_malformed_record_is_left_out_of_a_list(
     client: TestClient, upstream: respx.MockRouter
 ) -> None:
-    weird = {
-        **payloads.EPISODE,
-        "title": 12,
-        "audio_length_sec": "long",
-        "podcast": "nope",
-        "pub_date_ms": 1.5,
-        "listennotes_url": "javascript:alert(1)",
-    }
+    bad = [
+        {**payloads.SEARCH_EPISODE, "id": "bad-link", "listennotes_url": "javascript:alert(1)"},
+        {**payloads.SEARCH_EPISODE, "id": "bad-number", "audio_length_sec": "long"},
+        {**payloads.SEARCH_EPISODE, "id": "bad-podcast", "podcast": "nope"},
+        "not even an object",
+    ]
+    answer = {"count": 5, "total": 5, "results": [*bad, payloads.SEARCH_EPISODE]}
+    upstream.get("/search").mock(return_value=httpx.Response(200, json=answer))
+    body = client.get("/api/v2/search_episodes?q=x", headers=AUTH).json()
+    assert [r["id"] for r in body["results"]] == [payloads.EPISODE_ID]
+
+
+def test_a_malformed_single_record_is_refused(
+    client: TestClient, upstream: respx.MockRouter, logs: Any
+) -> None:
+    weird = {**payloads.EPISODE, "listennotes_url": "javascript:alert(1)", "pub_date_ms": 1.5}
     upstream.get(f"/episodes/{payloads.EPISODE_ID}").mock(
         return_value=httpx.Response(200, json=weird)
     )
-    body = client.get(f"/api/v2/episodes/{payloads.EPISODE_ID}", headers=AUTH).json()
-    for gone in ("title", "audio_length_sec", "podcast", "pub_date_ms", "listennotes_url"):
-        assert gone not in body
-    assert body["id"] == payloads.EPISODE_ID
+    response = client.get(f"/api/v2/episodes/{payloads.EPISODE_ID}", headers=AUTH)
+    assert response.status_code == 502
+    assert "javascript" not in response.text
+    assert any("has another shape" in line for line in logs.lines)
+
+
+def test_unrankable_scores_are_left_out_not_fatal(
+    client: TestClient, upstream: respx.MockRouter
+) -> None:
+    upgrade = "Please upgrade to PRO or ENTERPRISE plan to see this field"
+    podcast = {
+        **payloads.SEARCH_PODCAST,
+        "listen_score": upgrade,
+        "listen_score_global_rank": upgrade,
+    }
+    upstream.get("/search").mock(
+        return_value=httpx.Response(200, json=payloads.search_answer(podcast))
+    )
+    [result] = client.get("/api/v2/search_podcasts?q=x", headers=AUTH).json()["results"]
+    assert "listen_score" not in result and "listen_score_global_rank" not in result
+    assert result["title"] == "Signal & Noise"
 
 
 @pytest.mark.parametrize(

@@ -9,8 +9,10 @@ import pytest
 import respx
 from starlette.testclient import TestClient
 
+from app.main import create_app
 from tests import payloads
-from tests.conftest import AUTH, SECRET, UPSTREAM_KEY
+from tests.conftest import AUTH, SECRET, UPSTREAM_KEY, make_settings
+from tests.stub_upstream import StubUpstream
 
 # (proxy path and query, upstream path, upstream answer, expected upstream query)
 CASES: list[tuple[str, str, dict[str, Any], dict[str, str]]] = [
@@ -190,20 +192,16 @@ def test_answers_use_the_configured_upstream_base(
     assert str(route.calls.last.request.url) == "https://listen-api.example.test/api/v2/languages"
 
 
-def test_one_pooled_client_serves_every_request(
-    make_client: Any, upstream: respx.MockRouter, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    created: list[httpx.AsyncClient] = []
-    original = httpx.AsyncClient.__init__
-
-    def counting_init(self: httpx.AsyncClient, *args: Any, **kwargs: Any) -> None:
-        created.append(self)
-        original(self, *args, **kwargs)
-
-    monkeypatch.setattr(httpx.AsyncClient, "__init__", counting_init)
-    upstream.get("/languages").mock(return_value=httpx.Response(200, json={"languages": []}))
-    client = make_client()
-    assert created == []  # nothing is built before the first call needs it
-    for _ in range(5):
-        assert client.get("/api/v2/languages", headers=AUTH).status_code == 200
-    assert len(created) == 1
+@pytest.mark.parametrize("network", ["aiohttp", "httpx"])
+def test_one_pooled_connection_serves_sequential_requests(network: str) -> None:
+    """Over real sockets: the transport is built once and keeps its connection alive."""
+    with StubUpstream() as stub:
+        app = create_app(make_settings(listen_api_base_url=stub.base_url), network=network)
+        with TestClient(app) as client:
+            for _ in range(5):
+                response = client.get("/api/v2/genres", headers=AUTH)
+                assert response.status_code == 200
+                assert response.json()["genres"][0]["name"] == "Technology"
+        assert len(stub.seen) == 5
+        assert len(stub.connections()) == 1
+        assert stub.seen[0].headers["x-listenapi-key"] == UPSTREAM_KEY

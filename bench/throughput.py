@@ -1,0 +1,328 @@
+"""Throughput, latency and memory of the proxy, side by side with the Python floor.
+
+    python3 dev.py bench throughput [--duration 10]
+
+On loopback, in one run, on the same upstream stub (nginx serving a realistic 10-result
+search answer built from the bundled sample data, as fast as it can):
+  1. the proxy: uvicorn, one worker, as the Dockerfile runs it in production;
+  2. the floor: bench/floor_app.py, Starlette + one aiohttp session, no validation;
+  3. the upstream stub directly.
+wrk loads each at 1 and 16 connections (req/s, p50, p99). Then the proxy's RSS is read
+after 10,000 and 20,000 more requests. nginx and wrk come from Debian's packages and are
+installed when missing (as root).
+
+Noise control: the machine has 2 cores, shared. The server under test is pinned to
+core 0 and nginx and wrk to core 1 (taskset), so the server's own cost is what is
+measured; proxy and floor runs alternate over --rounds and medians are reported.
+
+Targets (issue 4): proxy/floor throughput at 16 connections >= 0.5; p50 at 1 connection
+<= 2x the floor's; RSS after 20,000 requests <= 100 MB and not growing from 10,000.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET = "bench-secret-0123456789abcdef"
+QUERY = "/api/v2/search_episodes?q=the&page_size=10"
+STOP_AFTER = """
+local count = 0
+local limit = tonumber(os.getenv("WRK_REQUESTS"))
+function response(status, headers, body)
+  count = count + 1
+  if count >= limit then wrk.thread:stop() end
+end
+"""
+
+
+def ensure_tools() -> None:
+    missing = [
+        tool
+        for tool in ("nginx", "wrk")
+        if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists()
+    ]
+    if not missing:
+        return
+    if os.geteuid() != 0:
+        sys.exit(f"missing {', '.join(missing)}: apt-get install nginx-light wrk (as root)")
+    print(f"installing {', '.join(missing)} from Debian's packages", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "nginx-light", "wrk"], check=True, env=env)
+
+
+def _pin(core: int) -> list[str]:
+    return (
+        ["taskset", "-c", str(core)]
+        if shutil.which("taskset") and (os.cpu_count() or 1) > 1
+        else []
+    )
+
+
+SERVER_CORE = _pin(0)
+LOAD_CORE = _pin(1)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def search_answer() -> bytes:
+    """A real upstream-shaped 10-result episode search, from the bundled sample data."""
+    sys.path.insert(0, str(ROOT))
+    import httpx
+
+    from app.sample_transport import SampleTransport
+
+    async def fetch() -> bytes:
+        transport = SampleTransport()
+        request = httpx.Request("GET", "http://x/search?q=the&type=episode&page_size=10")
+        response = await transport.handle_async_request(request)
+        return await response.aread()
+
+    body = asyncio.run(fetch())
+    assert len(json.loads(body)["results"]) == 10
+    return body
+
+
+@contextlib.contextmanager
+def nginx(workdir: Path, port: int) -> Iterator[str]:
+    (workdir / "search.json").write_bytes(search_answer())
+    conf = workdir / "nginx.conf"
+    conf.write_text(f"""
+worker_processes 1;
+daemon off;
+pid {workdir}/nginx.pid;
+error_log {workdir}/nginx-error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off;
+  keepalive_requests 1000000;
+  client_body_temp_path {workdir}; proxy_temp_path {workdir}; fastcgi_temp_path {workdir};
+  uwsgi_temp_path {workdir}; scgi_temp_path {workdir};
+  server {{
+    listen 127.0.0.1:{port};
+    location = /api/v2/search {{ default_type application/json; alias {workdir}/search.json; }}
+    location = /api/v2/search_episodes {{ default_type application/json;
+                                          alias {workdir}/search.json; }}
+  }}
+}}
+""")
+    nginx_bin = shutil.which("nginx") or "/usr/sbin/nginx"
+    process = subprocess.Popen([*LOAD_CORE, nginx_bin, "-c", str(conf), "-p", str(workdir)])
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}/api/v2/search")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+@contextlib.contextmanager
+def uvicorn(
+    app: str, port: int, env: dict[str, str], log: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    command = [
+        *SERVER_CORE,
+        sys.executable,
+        "-m",
+        "uvicorn",
+        app,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **env}
+    with log.open("wb") as sink:
+        process = subprocess.Popen(command, env=full_env, cwd=ROOT, stdout=sink, stderr=sink)
+        try:
+            wait_until_up(f"http://127.0.0.1:{port}{QUERY}", {"Authorization": f"Bearer {SECRET}"})
+            yield process
+        finally:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def wait_until_up(url: str, headers: dict[str, str] | None = None) -> None:
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            request = urllib.request.Request(url, headers=headers or {})
+            with urllib.request.urlopen(request, timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(0.1)
+
+
+def wrk(
+    url: str, connections: int, duration: float, script: Path | None = None, requests: int = 0
+) -> dict[str, float]:
+    threads = 1 if connections == 1 else 2
+    command = [
+        *LOAD_CORE,
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{max(1, round(duration))}s",
+        "--latency",
+        "-H",
+        f"Authorization: Bearer {SECRET}",
+        url,
+    ]
+    env = dict(os.environ)
+    if script is not None:
+        command[-1:-1] = ["-s", str(script)]
+        env["WRK_REQUESTS"] = str(max(1, requests // threads))
+    out = subprocess.run(command, capture_output=True, text=True, check=True, env=env).stdout
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
+        "p50_ms": _latency(out, "50%"),
+        "p99_ms": _latency(out, "99%"),
+        "requests": float(re.search(r"(\d+) requests in", out).group(1)),  # type: ignore[union-attr]
+        "errors": float(errors.group(1)) if errors else 0.0,
+    }
+
+
+def _latency(out: str, percentile: str) -> float:
+    match = re.search(rf"^\s+{re.escape(percentile)}\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE)
+    assert match, out
+    value, unit = float(match.group(1)), match.group(2)
+    return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+
+def _median(samples: list[dict[str, float]]) -> dict[str, float]:
+    return {key: statistics.median(s[key] for s in samples) for key in samples[0]}
+
+
+def rss_mb(pid: int) -> tuple[float, float]:
+    """(current RSS, peak RSS) of a process, in MB."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    current = int(re.search(r"VmRSS:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
+    peak = int(re.search(r"VmHWM:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
+    return current / 1024, peak / 1024
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per wrk run")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (medians)")
+    args = parser.parse_args()
+    ensure_tools()
+    results: dict[str, dict[str, dict[str, float]]] = {}
+    memory: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        lua = work / "stop_after.lua"
+        lua.write_text(STOP_AFTER)
+        with nginx(work, free_port()) as upstream:
+            base = f"{upstream}/api/v2"
+            targets = {
+                "proxy": (
+                    "app.main:app",
+                    {
+                        "LISTEN_API_KEY": "bench-upstream-key",
+                        "LISTEN_API_BASE_URL": base,
+                        "CHATGPT_SECRET": SECRET,
+                    },
+                ),
+                "floor": ("bench.floor_app:app", {"UPSTREAM": base}),
+            }
+            runs: dict[str, dict[str, list[dict[str, float]]]] = {
+                name: {"c1": [], "c16": []} for name in (*targets, "upstream")
+            }
+            with contextlib.ExitStack() as servers:
+                urls: dict[str, str] = {}
+                pids: dict[str, int] = {}
+                for name, (app, env) in targets.items():
+                    port = free_port()
+                    process = servers.enter_context(uvicorn(app, port, env, work / f"{name}.log"))
+                    urls[name], pids[name] = f"http://127.0.0.1:{port}{QUERY}", process.pid
+                    wrk(urls[name], 16, 2)  # warm-up: connections, caches, first-use builds
+                urls["upstream"] = f"{upstream}{QUERY}"
+                for round_number in range(args.rounds):
+                    print(f"round {round_number + 1}/{args.rounds}", flush=True)
+                    for name, url in urls.items():
+                        for conns in (1, 16):
+                            runs[name][f"c{conns}"].append(wrk(url, conns, args.duration))
+                for count in (10_000, 20_000):
+                    wrk(urls["proxy"], 16, 120, lua, 10_000)
+                    memory[f"rss_after_{count}"], memory["peak"] = rss_mb(pids["proxy"])
+            results = {
+                name: {conns: _median(samples) for conns, samples in by_conns.items()}
+                for name, by_conns in runs.items()
+            }
+
+    report(results, memory, args.duration)
+    print(
+        f"rounds: {args.rounds}; per-run req/s at 16 connections: proxy "
+        f"{[round(r['rps']) for r in runs['proxy']['c16']]}, floor "
+        f"{[round(r['rps']) for r in runs['floor']['c16']]}"
+    )
+    out = ROOT / "bench" / "results"
+    out.mkdir(exist_ok=True)
+    (out / "throughput.json").write_text(
+        json.dumps({"results": results, "memory": memory}, indent=1)
+    )
+    return 0
+
+
+def report(
+    results: dict[str, dict[str, dict[str, float]]], memory: dict[str, float], duration: float
+) -> None:
+    pinned = "server on core 0, nginx+wrk on core 1" if SERVER_CORE else "unpinned"
+    print(
+        f"\nloopback, {os.cpu_count()} cores ({pinned}), {duration:.0f} s per run, "
+        f"medians; wrk GET {QUERY} (10 results)"
+    )
+    print(f"{'target':10} {'conns':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
+    for name, runs in results.items():
+        for conns, r in runs.items():
+            print(
+                f"{name:10} {conns[1:]:>5} {r['rps']:9.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f}"
+                f" {r['errors']:8.0f}"
+            )
+    proxy, floor = results["proxy"], results["floor"]
+    throughput = proxy["c16"]["rps"] / floor["c16"]["rps"]
+    latency = proxy["c1"]["p50_ms"] / floor["c1"]["p50_ms"]
+    growth = memory["rss_after_20000"] - memory["rss_after_10000"]
+    print(f"\nproxy/floor throughput at 16 connections: {throughput:.2f}x (target >= 0.50x)")
+    print(f"proxy/floor p50 latency at 1 connection:  {latency:.2f}x (target <= 2.00x)")
+    print(
+        f"proxy RSS after 10,000 / 20,000 more requests: {memory['rss_after_10000']:.1f} / "
+        f"{memory['rss_after_20000']:.1f} MB (growth {growth:+.1f} MB); peak "
+        f"{memory['peak']:.1f} MB (target <= 100 MB, not growing)"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
