@@ -5,7 +5,7 @@
     python3 dev.py test     lint, type-check and test, exactly as CI does
     python3 dev.py build-lambda [--arch arm64|x86_64] [--python 3.12]
                             the AWS Lambda zip, dist/lambda.zip (no Docker needed)
-    python3 dev.py bench cold-start   benchmarks (see bench/)
+    python3 dev.py bench cold-start|throughput   benchmarks (see bench/)
 
 Standard library only: it creates `.venv/`, installs the pinned dependencies
 (`constraints.txt`) the first time and again whenever `pyproject.toml` or the
@@ -135,8 +135,8 @@ def build_lambda(args: list[str]) -> int:
 
 
 def bench(args: list[str]) -> int:
-    """Run a benchmark of bench/: `cold-start` (more to come)."""
-    scripts = {"cold-start": "cold_start.py"}
+    """Run a benchmark of bench/: `cold-start` or `throughput`."""
+    scripts = {"cold-start": "cold_start.py", "throughput": "throughput.py"}
     if not args or args[0] not in scripts:
         print(f"usage: python3 dev.py bench {{{','.join(scripts)}}} [options]", file=sys.stderr)
         return 2

@@ -57,6 +57,36 @@ def make_settings(**overrides: Any) -> Settings:
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
+class LeakGuard:
+    """Every app log line and every TestClient answer (headers and body) of one test."""
+
+    SECRETS = (SECRET, OTHER_SECRET, UPSTREAM_KEY)
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+
+    def record_response(self, response: httpx.Response) -> None:
+        response.read()
+        self.texts.append(response.text)
+        self.texts.extend(f"{name}: {value}" for name, value in response.headers.items())
+
+
+@pytest.fixture(autouse=True)
+def leak_guard() -> Iterator[LeakGuard]:
+    """Across the whole suite: no secret or upstream key in any log line or answer."""
+    guard = LeakGuard()
+    capture = LogCapture()
+    logger = logging.getLogger("app")
+    logger.addHandler(capture)
+    try:
+        yield guard
+    finally:
+        logger.removeHandler(capture)
+    for text in (*guard.texts, *capture.lines):
+        for secret in LeakGuard.SECRETS:
+            assert secret not in text, f"a secret leaked into: {text[:200]}"
+
+
 @pytest.fixture
 def upstream() -> Iterator[respx.MockRouter]:
     """A respx router standing in for the upstream API; unmatched calls fail the test."""
@@ -68,7 +98,7 @@ AppFactory = Callable[..., TestClient]
 
 
 @pytest.fixture
-def make_client(upstream: respx.MockRouter) -> Iterator[AppFactory]:
+def make_client(upstream: respx.MockRouter, leak_guard: LeakGuard) -> Iterator[AppFactory]:
     """`make_client(**settings)`: a TestClient on an app whose upstream is `upstream`."""
     clients: list[TestClient] = []
 
@@ -80,6 +110,7 @@ def make_client(upstream: respx.MockRouter) -> Iterator[AppFactory]:
             transport = httpx.MockTransport(upstream.async_handler)
         app: FastAPI = create_app(settings, transport=transport)
         client = TestClient(app, base_url="http://testserver")
+        client.event_hooks["response"].append(leak_guard.record_response)
         client.__enter__()
         clients.append(client)
         return client

@@ -83,7 +83,13 @@ class StubUpstream:
         self.port = runner.addresses[0][1]
         self._ready.set()
         self._loop.run_forever()
+        # Stalled handlers (delayed replies) are cancelled and awaited, not abandoned.
+        pending = asyncio.all_tasks(self._loop)
+        for task in pending:
+            task.cancel()
+        self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
         self._loop.run_until_complete(runner.cleanup())
+        self._loop.close()
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         peer = request.transport.get_extra_info("peername") if request.transport else ("?", 0)

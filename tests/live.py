@@ -1,0 +1,77 @@
+"""The real service as a subprocess on loopback (uvicorn, as production runs it)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class LiveServer:
+    base_url: str
+    log: Path
+    process: subprocess.Popen[bytes]
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def live_server(env: dict[str, str], log: Path) -> Iterator[LiveServer]:
+    """uvicorn serving app.main:app with `env` (and nothing of the caller's settings)."""
+    port = free_port()
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("LISTEN_", "CHATGPT_", "PUBLIC_", "UPSTREAM_"))
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "app.main:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-access-log",
+    ]
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            command, env={**clean, **env}, cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT
+        )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base_url}/healthz", timeout=1) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"server did not start:\n{log.read_text()}") from None
+                time.sleep(0.1)
+        yield LiveServer(base_url, log, process)
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
