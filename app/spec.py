@@ -18,14 +18,14 @@ from app.operations import Operation
 from app.params import NoParams
 from app.problems import ERROR_STATUSES, ErrorBody
 
-__all__ = ["SECURITY_SCHEME", "build_spec", "json_schema_of"]
+__all__ = ["SECURITY_SCHEME", "SchemaGenerator", "build_spec", "json_schema_of"]
 
 SECURITY_SCHEME = "bearerAuth"
 _REF = "#/components/schemas/{model}"
 JSON = dict[str, Any]
 
 
-class _Schema(GenerateJsonSchema):
+class SchemaGenerator(GenerateJsonSchema):
     """Pydantic's JSON schema, minus what only confuses a model: `null` alternatives of
     optional fields (absent is how they are left out) and per-field titles."""
 
@@ -44,7 +44,7 @@ class _Schema(GenerateJsonSchema):
 
 def json_schema_of(model: type[BaseModel], mode: str = "validation") -> JSON:
     """`model`'s JSON schema as every surface of this service publishes it."""
-    return model.model_json_schema(mode=mode, schema_generator=_Schema)  # type: ignore[arg-type]
+    return model.model_json_schema(mode=mode, schema_generator=SchemaGenerator)  # type: ignore[arg-type]
 
 
 def _parameters(operation: Operation) -> list[JSON]:
@@ -101,7 +101,7 @@ def build_spec(
     refs, defs = models_json_schema(
         [(model, "serialization") for model in models],
         ref_template=_REF,
-        schema_generator=_Schema,
+        schema_generator=SchemaGenerator,
     )
     error_ref = refs[(ErrorBody, "serialization")]
     paths: JSON = {}
