@@ -92,9 +92,23 @@ def _host_arch() -> str:
     return "arm64" if platform.machine().lower() in ("aarch64", "arm64") else "x86_64"
 
 
+def _host_bundle(zip_to: str | None = None) -> list[str]:
+    """infra/bundle.py for this machine's architecture and Python, into build/lambda-host."""
+    host_python = f"{sys.version_info.major}.{sys.version_info.minor}"
+    command = [
+        str(PYTHON),
+        "infra/bundle.py",
+        "build/lambda-host",
+        "--arch",
+        _host_arch(),
+        "--python",
+        host_python,
+    ]
+    return [*command, "--zip", zip_to] if zip_to else command
+
+
 def test(args: list[str]) -> int:
     sources = [p for p in ("app", "tests", "bench", "infra", "dev.py") if (ROOT / p).exists()]
-    host_python = f"{sys.version_info.major}.{sys.version_info.minor}"
     steps: list[tuple[str, list[str]]] = [
         ("lint", [str(BIN / "ruff"), "check", *sources]),
         ("format", [str(BIN / "ruff"), "format", "--check", *sources]),
@@ -103,20 +117,7 @@ def test(args: list[str]) -> int:
         ("dockerfile", [str(BIN / "hadolint"), "Dockerfile"]),
         # The deploy build's path (pip --platform --only-binary), for this machine, so
         # that tests/test_lambda_zip.py can import the handler from the zip.
-        (
-            "lambda zip",
-            [
-                str(PYTHON),
-                "infra/bundle.py",
-                "build/lambda-host",
-                "--arch",
-                _host_arch(),
-                "--python",
-                host_python,
-                "--zip",
-                "build/lambda-host.zip",
-            ],
-        ),
+        ("lambda zip", _host_bundle(zip_to="build/lambda-host.zip")),
         ("tests", [str(PYTHON), "-m", "pytest", *args]),
     ]
     failed = [name for name, argv in steps if _run(name, argv) != 0]
@@ -141,19 +142,7 @@ def bench(args: list[str]) -> int:
         print(f"usage: python3 dev.py bench {{{','.join(scripts)}}} [options]", file=sys.stderr)
         return 2
     if args[0] == "cold-start" and not (ROOT / "build/lambda-host/app").exists():
-        host_python = f"{sys.version_info.major}.{sys.version_info.minor}"
-        built = _run(
-            "bundle",
-            [
-                str(PYTHON),
-                "infra/bundle.py",
-                "build/lambda-host",
-                "--arch",
-                _host_arch(),
-                "--python",
-                host_python,
-            ],
-        )
+        built = _run("bundle", _host_bundle())
         if built != 0:
             return built
     return _run("bench", [str(PYTHON), f"bench/{scripts[args[0]]}", *args[1:]])

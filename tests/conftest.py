@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -75,13 +76,8 @@ class LeakGuard:
 def leak_guard() -> Iterator[LeakGuard]:
     """Across the whole suite: no secret or upstream key in any log line or answer."""
     guard = LeakGuard()
-    capture = LogCapture()
-    logger = logging.getLogger("app")
-    logger.addHandler(capture)
-    try:
+    with captured_logs() as capture:
         yield guard
-    finally:
-        logger.removeHandler(capture)
     for text in (*guard.texts, *capture.lines):
         for secret in LeakGuard.SECRETS:
             assert secret not in text, f"a secret leaked into: {text[:200]}"
@@ -154,6 +150,12 @@ class LogCapture(logging.Handler):
 @pytest.fixture
 def logs() -> Iterator[LogCapture]:
     """Every line the app's loggers write during the test, formatted as in production."""
+    with captured_logs() as capture:
+        yield capture
+
+
+@contextlib.contextmanager
+def captured_logs() -> Iterator[LogCapture]:
     capture = LogCapture()
     logger = logging.getLogger("app")
     logger.addHandler(capture)

@@ -19,26 +19,25 @@ ROOT = Path(__file__).resolve().parent.parent
 BASE = "https://podcasts.example.com/plugin"
 
 
+def run_export(out: Path, base_url: str) -> subprocess.CompletedProcess[str]:
+    command = [
+        sys.executable,
+        "-m",
+        "app",
+        "export",
+        "powerplatform",
+        "--out",
+        str(out),
+        "--base-url",
+        base_url,
+    ]
+    return subprocess.run(command, capture_output=True, text=True, cwd=ROOT, check=False)
+
+
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("connector")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "app",
-            "export",
-            "powerplatform",
-            "--out",
-            str(out),
-            "--base-url",
-            BASE,
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=False,
-    )
+    result = run_export(out, BASE)
     assert result.returncode == 0, result.stderr
     assert "apiDefinition.swagger.json" in result.stdout
     return out
@@ -124,23 +123,7 @@ def test_icon_is_the_logo(exported: Path) -> None:
     "url", ["ftp://x.example", "podcasts.example.com", "https://", "https://x/?a=1"]
 )
 def test_bad_base_urls_are_refused(tmp_path: Path, url: str) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "app",
-            "export",
-            "powerplatform",
-            "--out",
-            str(tmp_path),
-            "--base-url",
-            url,
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=False,
-    )
+    result = run_export(tmp_path, url)
     assert result.returncode == 2
     assert "base URL" in result.stderr
     assert not list(tmp_path.iterdir())
