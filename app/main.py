@@ -15,10 +15,12 @@ from fastapi.telemetry import TelemetryConfig
 from pydantic import SecretStr
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
+from starlette.routing import Route
 
 from app import __version__
 from app.credentials import Credentials, SecretRef, StoredSecret
 from app.errors import ServiceError
+from app.mcp_mount import MCP_PATH, MCPEndpoint
 from app.observability import AccessLog, configure_logging
 from app.operations import OPERATIONS
 from app.problems import handle_http, handle_service
@@ -89,9 +91,12 @@ def create_app(
         prefer=network,
     )
 
+    mcp = MCPEndpoint()
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
+        await mcp.aclose()
         await upstream.aclose()
 
     app = FastAPI(
@@ -109,6 +114,7 @@ def create_app(
     )
     app.router.routes.extend(public_routes())
     app.router.routes.extend(OperationRoute(operation) for operation in OPERATIONS)
+    app.router.routes.append(Route(MCP_PATH, mcp, include_in_schema=False))
     app.add_exception_handler(ServiceError, handle_service)
     app.add_exception_handler(HTTPException, handle_http)
     app.add_middleware(

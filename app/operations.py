@@ -10,6 +10,7 @@ import re
 import string
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -62,13 +63,16 @@ class Operation:
                 problems.append(ParameterProblem(key, "given more than once"))
             values[key] = value
         values.update(path)
-        try:
-            parsed = self.params.model_validate(values)
-        except ValidationError as error:
-            problems.extend(_problems(error))
         if problems:
             raise InvalidParameters(problems)
-        return parsed
+        return self.validate(values)
+
+    def validate(self, values: Mapping[str, Any]) -> Params:
+        """Validated parameters from already-typed values (an MCP tool call's arguments)."""
+        try:
+            return self.params.model_validate(values)
+        except ValidationError as error:
+            raise InvalidParameters(_problems(error)) from None
 
     def upstream_request(self, parsed: Params) -> tuple[str, dict[str, str]]:
         """The upstream path and query for validated parameters, fixed parameters last."""

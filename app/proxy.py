@@ -8,13 +8,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.answers import encode_answer
+from app.answers import Answer, encode_answer
 from app.observability import current_record
 from app.operations import Operation
+from app.params import Params
 from app.security import authorize
-from app.services import services_of
+from app.services import Services, services_of
 
-__all__ = ["API_PREFIX", "OperationRoute"]
+__all__ = ["API_PREFIX", "OperationRoute", "call_operation"]
 
 API_PREFIX = "/api/v2"
 
@@ -33,6 +34,15 @@ class OperationRoute(Route):
         )
 
 
+async def call_operation(operation: Operation, params: Params, services: Services) -> Answer:
+    """The operation's compact answer for validated parameters: the upstream call, the key
+    injected. Shared by the REST routes and the MCP tools."""
+    path, query = operation.upstream_request(params)
+    key = await services.credentials.upstream_key()
+    body = await services.upstream.get(path, query, key=key)
+    return operation.compact(body)
+
+
 def _endpoint(operation: Operation) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         current_record().operation = operation.name
@@ -40,11 +50,8 @@ def _endpoint(operation: Operation) -> Callable[[Request], Awaitable[Response]]:
         secrets = await services.credentials.bearer_secrets()
         authorize(request.headers.getlist("authorization"), secrets)
         params = operation.parse(request.query_params.multi_items(), request.path_params)
-        path, query = operation.upstream_request(params)
-        key = await services.credentials.upstream_key()
-        body = await services.upstream.get(path, query, key=key)
-        answer = encode_answer(operation.compact(body))
-        return Response(answer, media_type="application/json")
+        answer = await call_operation(operation, params, services)
+        return Response(encode_answer(answer), media_type="application/json")
 
     endpoint.__name__ = operation.name
     return endpoint
