@@ -17,18 +17,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from typing import Any
 
 import aiohttp
 import httpx
 
-from app.upstream import RawAnswer
+from app.upstream import BodyTooLarge, RawAnswer, read_capped
 
 __all__ = ["AiohttpTransport", "BodyTooLarge"]
-
-
-class BodyTooLarge(httpx.ReadError):
-    """The answer was larger than the transport's `max_body`."""
 
 
 def _mapped(error: Exception) -> httpx.TransportError:
@@ -105,19 +100,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             raise _mapped(error) from error
 
     async def _read(self, answer: aiohttp.ClientResponse) -> bytes:
-        declared = answer.content_length
-        # A compressed body's declared length says nothing of its size once inflated;
-        # the count below is of what we keep (inflated when the caller asked for that).
-        if declared is not None and declared > self.max_body:
-            raise BodyTooLarge(f"declared {declared} bytes, more than {self.max_body}")
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in answer.content.iter_any():
-            size += len(chunk)
-            if size > self.max_body:
-                raise BodyTooLarge(f"more than {self.max_body} bytes")
-            chunks.append(chunk)
-        return b"".join(chunks)
+        return await read_capped(answer.content.iter_any(), answer.content_length, self.max_body)
 
     async def aclose(self) -> None:
         if self._session is not None:
@@ -125,5 +108,5 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             self._session = None
 
     def __repr__(self) -> str:
-        state: Any = "open" if self._session and not self._session.closed else "idle"
+        state = "open" if self._session and not self._session.closed else "idle"
         return f"<AiohttpTransport {state} max_connections={self.max_connections}>"

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -32,7 +31,7 @@ from app.spec import json_schema_of
 
 __all__ = ["build_mcp"]
 
-_ID = re.compile(r"^(episode|podcast):([0-9a-f]{32})$")
+_FETCHABLE = {"episode": "getEpisode", "podcast": "getPodcast"}
 
 
 def _result(data: dict[str, Any]) -> CallToolResult:
@@ -98,11 +97,10 @@ async def _search(query: str, services: Services) -> CallToolResult:
 
 async def _fetch(id: str, services: Services) -> CallToolResult:
     """The full compact record for an id from `search` (episode:<hex> or podcast:<hex>)."""
-    match = _ID.match(id.strip().lower())
-    if match is None:
-        return _failure("id must be episode:<32 hex> or podcast:<32 hex>, as search returns it.")
-    kind, raw_id = match.groups()
-    operation = operation_named("getEpisode" if kind == "episode" else "getPodcast")
+    kind, _, raw_id = id.strip().partition(":")
+    if kind not in _FETCHABLE:
+        return _failure("id must be episode:<id> or podcast:<id>, as search returns it.")
+    operation = operation_named(_FETCHABLE[kind])  # its parameter model checks raw_id
     try:
         record = await _answer(operation, {"id": raw_id}, services)
     except ServiceError as error:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import AsyncIterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 from urllib.parse import urlencode
@@ -34,7 +34,15 @@ from app.errors import (
 )
 from app.observability import current_record
 
-__all__ = ["MAX_UPSTREAM_BYTES", "Fetcher", "HttpxFetcher", "RawAnswer", "UpstreamClient"]
+__all__ = [
+    "MAX_UPSTREAM_BYTES",
+    "BodyTooLarge",
+    "Fetcher",
+    "HttpxFetcher",
+    "RawAnswer",
+    "UpstreamClient",
+    "read_capped",
+]
 
 log = logging.getLogger("app.upstream")
 
@@ -58,6 +66,28 @@ class RawAnswer:
     body: bytes
 
 
+class BodyTooLarge(httpx.ReadError):
+    """The upstream's answer was larger than the cap (`MAX_UPSTREAM_BYTES` by default)."""
+
+
+async def read_capped(chunks: AsyncIterable[bytes], declared: int | None, max_body: int) -> bytes:
+    """The whole body from `chunks`, or `BodyTooLarge` as soon as it exceeds `max_body`.
+
+    `declared` (Content-Length) refuses early; the count is of the bytes kept, so a
+    compressed body is measured once inflated.
+    """
+    if declared is not None and declared > max_body:
+        raise BodyTooLarge(f"declared {declared} bytes, more than {max_body}")
+    kept: list[bytes] = []
+    size = 0
+    async for chunk in chunks:
+        size += len(chunk)
+        if size > max_body:
+            raise BodyTooLarge(f"more than {max_body} bytes")
+        kept.append(chunk)
+    return b"".join(kept)
+
+
 @runtime_checkable
 class Fetcher(Protocol):
     """The network as the upstream client needs it. Failures raise `httpx.TransportError`
@@ -79,20 +109,14 @@ class HttpxFetcher:
     async def fetch(self, url: str, headers: Mapping[str, str]) -> RawAnswer:
         request = httpx.Request("GET", url, headers=headers, extensions=self._extensions)
         response = await self.transport.handle_async_request(request)
+        declared = response.headers.get("content-length", "")
         try:
-            declared = response.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > self.max_body:
-                raise httpx.ReadError("answer too large", request=request)
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > self.max_body:
-                    raise httpx.ReadError("answer too large", request=request)
-                chunks.append(chunk)
+            body = await read_capped(
+                response.aiter_bytes(), int(declared) if declared.isdigit() else None, self.max_body
+            )
         finally:
             await response.aclose()
-        return RawAnswer(response.status_code, response.headers, b"".join(chunks))
+        return RawAnswer(response.status_code, response.headers, body)
 
     async def aclose(self) -> None:
         await self.transport.aclose()

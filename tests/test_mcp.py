@@ -114,9 +114,10 @@ def test_search_and_fetch_for_deep_research(sample_server: LiveServer, mode: str
         first = found.structured_content["results"][0]
         fetched = await client.call_tool("fetch", {"id": first["id"]})
         bad = await client.call_tool("fetch", {"id": "not-an-id"})
-        return found, fetched, bad
+        bad_hex = await client.call_tool("fetch", {"id": "episode:../../search"})
+        return found, fetched, bad, bad_hex
 
-    found, fetched, bad = with_client(sample_server, mode, body)
+    found, fetched, bad, bad_hex = with_client(sample_server, mode, body)
     results = found.structured_content["results"]
     assert results and all(set(r) == {"id", "title", "url"} for r in results)
     assert results[0]["id"] == f"episode:{EPISODE_ID}"
@@ -126,6 +127,7 @@ def test_search_and_fetch_for_deep_research(sample_server: LiveServer, mode: str
     assert document["id"] == results[0]["id"]
     assert json.loads(document["text"])["id"] == EPISODE_ID
     assert bad.is_error
+    assert bad_hex.is_error and bad_hex.content[0].text.startswith("Invalid parameters: id")
 
 
 INITIALIZE = {
