@@ -9,7 +9,9 @@ record that breaks the contract is left out of its list, or refused if it is the
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, get_args
 
 from pydantic import (
     AfterValidator,
@@ -18,10 +20,11 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
     OnErrorOmit,
     StringConstraints,
 )
-from pydantic_core import to_json
+from pydantic_core import core_schema, to_json
 
 from app.text import plain_text
 
@@ -37,24 +40,51 @@ __all__ = [
     "SearchEpisodesAnswer",
     "SearchPodcastsAnswer",
     "encode_answer",
+    "finish",
+    "halve_longest_list",
 ]
 
 MAX_ANSWER_CHARS = 100_000
 """ChatGPT fails on answers of 100,000 characters or more; every answer stays below."""
 
 
-def _text(limit: int) -> BeforeValidator:
-    def clean(value: object) -> str | None:
-        return plain_text(value, limit) if isinstance(value, str) else None
+@dataclass(frozen=True, slots=True)
+class _Finish:
+    """Field metadata: a Python step applied after validation, to the items an answer keeps.
 
-    return BeforeValidator(clean)
+    Validation itself runs in Rust and only checks types, so a list of any length costs
+    little; cleaning text (the expensive part) and checking links then run on the at most
+    `limit` items each list keeps, never on the ones it drops.
+    """
+
+    apply: Callable[[Any], Any]
+
+
+def _text(limit: int) -> _Finish:
+    return _Finish(lambda value: plain_text(value, limit))
+
+
+class _NullOnError:
+    """Annotation: a value of the wrong type or out of bounds becomes null, in Rust.
+
+    For optional fields: one odd value (a link without a scheme, an over-long id, a
+    sentence where a number belongs) costs that field, not the whole record.
+    """
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.with_default_schema(handler(source), default=None, on_error="default")
+
+
+_OR_NULL = _NullOnError()
 
 
 def _score(value: object) -> int | None:
     # Free plans get a sentence ("Please upgrade ...") instead of a number: leave it out.
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    return int(value) if isinstance(value, str) and value.isdigit() else None
+    return int(value) if isinstance(value, str) and value.isascii() and value.isdigit() else None
 
 
 def _rank(value: object) -> str | None:
@@ -72,15 +102,20 @@ def _either(name: str) -> AliasChoices:
     return AliasChoices(f"{name}_original", name)
 
 
-# Checked by pydantic-core (Rust) where possible: this runs for every field of every
-# result. A record that breaks these is left out of a list (OnErrorOmit) or, when it is
-# the whole answer, refused (502). Python runs only for text cleaning and the scores.
+# Checked by pydantic-core (Rust): this runs for every field of every upstream record.
+# An unusable optional value becomes null (`_OR_NULL`) and the record stays; a record that
+# is not an object is left out of a list (OnErrorOmit) or, as the whole answer, refused
+# (502). Python runs only in `finish` (text, on the records kept) and for the scores.
 Title = Annotated[str | None, _text(200)]
 Blurb = Annotated[str | None, _text(300)]
 LongText = Annotated[str | None, _text(2000)]
-Link = Annotated[str, StringConstraints(pattern=r"^https?://", max_length=2048)] | None
-Id = Annotated[str, StringConstraints(max_length=64)] | None
-Short = Annotated[str, StringConstraints(max_length=100)] | None
+Link = Annotated[
+    Annotated[str, StringConstraints(pattern=r"^https?://", max_length=2048)] | None, _OR_NULL
+]
+Id = Annotated[Annotated[str, StringConstraints(max_length=64)] | None, _OR_NULL]
+Short = Annotated[Annotated[str, StringConstraints(max_length=100)] | None, _OR_NULL]
+Int = Annotated[int | None, _OR_NULL]
+Flag = Annotated[bool | None, _OR_NULL]
 Score = Annotated[int | None, BeforeValidator(_score)]
 Rank = Annotated[str | None, BeforeValidator(_rank)]
 
@@ -106,15 +141,15 @@ class EpisodeBrief(Answer):
     title: Title = Field(None, validation_alias=_either("title"))
     description: Blurb = Field(None, validation_alias=_either("description"))
     audio: Link = Field(None, description="Direct link to the audio file.")
-    audio_length_sec: int | None = None
-    pub_date_ms: int | None = Field(None, description="Publication time, ms since the epoch.")
-    explicit_content: bool | None = None
+    audio_length_sec: Int = None
+    pub_date_ms: Int = Field(None, description="Publication time, ms since the epoch.")
+    explicit_content: Flag = None
     listennotes_url: Link = Field(None, description="The page to link to. Never invent links.")
 
 
 class EpisodeSummary(EpisodeBrief):
     image: Link = None
-    podcast: PodcastRef | None = None
+    podcast: Annotated[PodcastRef | None, _OR_NULL] = None
 
 
 class Episode(EpisodeSummary):
@@ -135,15 +170,15 @@ class PodcastSummary(Answer):
     language: Short = None
     country: Short = None
     genre_ids: Annotated[list[OnErrorOmit[int]], _first(20)] = Field(default_factory=list)
-    total_episodes: int | None = None
+    total_episodes: Int = None
     latest_episode_id: Id = None
-    latest_pub_date_ms: int | None = None
-    earliest_pub_date_ms: int | None = None
-    update_frequency_hours: int | None = None
-    audio_length_sec: int | None = Field(None, description="Average episode length, in seconds.")
+    latest_pub_date_ms: Int = None
+    earliest_pub_date_ms: Int = None
+    update_frequency_hours: Int = None
+    audio_length_sec: Int = Field(None, description="Average episode length, in seconds.")
     listen_score: Score = None
     listen_score_global_rank: Rank = None
-    explicit_content: bool | None = None
+    explicit_content: Flag = None
 
 
 class Podcast(PodcastSummary):
@@ -151,39 +186,39 @@ class Podcast(PodcastSummary):
 
     description: LongText = Field(None, validation_alias=_either("description"))
     episodes: Annotated[list[OnErrorOmit[EpisodeBrief]], _first(10)] = Field(default_factory=list)
-    next_episode_pub_date: int | None = Field(
+    next_episode_pub_date: Int = Field(
         None, description="Pass as next_episode_pub_date to getPodcast for the next episodes."
     )
 
 
 class SearchEpisodesAnswer(Answer):
-    count: int | None = Field(None, description="Results on this page.")
-    total: int | None = Field(None, description="Results in all.")
-    next_offset: int | None = Field(None, description="Pass as offset for the next page.")
+    count: Int = Field(None, description="Results on this page.")
+    total: Int = Field(None, description="Results in all.")
+    next_offset: Int = Field(None, description="Pass as offset for the next page.")
     results: Annotated[list[OnErrorOmit[EpisodeSummary]], _first(10)] = Field(default_factory=list)
 
 
 class SearchPodcastsAnswer(Answer):
-    count: int | None = Field(None, description="Results on this page.")
-    total: int | None = Field(None, description="Results in all.")
-    next_offset: int | None = Field(None, description="Pass as offset for the next page.")
+    count: Int = Field(None, description="Results on this page.")
+    total: Int = Field(None, description="Results in all.")
+    next_offset: Int = Field(None, description="Pass as offset for the next page.")
     results: Annotated[list[OnErrorOmit[PodcastSummary]], _first(10)] = Field(default_factory=list)
 
 
 class BestPodcastsAnswer(Answer):
-    genre_id: int | None = Field(None, validation_alias="id")
+    genre_id: Int = Field(None, validation_alias="id")
     genre_name: Short = Field(None, validation_alias="name")
-    total: int | None = None
-    has_next: bool | None = None
-    has_previous: bool | None = None
-    page_number: int | None = None
+    total: Int = None
+    has_next: Flag = None
+    has_previous: Flag = None
+    page_number: Int = None
     podcasts: Annotated[list[OnErrorOmit[PodcastSummary]], _first(50)] = Field(default_factory=list)
 
 
 class Genre(Answer):
-    id: int | None = None
+    id: Int = None
     name: Short = None
-    parent_id: int | None = None
+    parent_id: Int = None
 
 
 class GenresAnswer(Answer):
@@ -217,6 +252,54 @@ class RegionsAnswer(Answer):
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What `finish` does to one answer class: steps on its own fields, then its records."""
+
+    steps: tuple[tuple[str, Callable[[Any], Any]], ...]
+    records: tuple[str, ...]
+
+
+_PLANS: dict[type[Answer], _Plan] = {}
+
+
+def _holds_answers(annotation: object) -> bool:
+    if isinstance(annotation, type) and issubclass(annotation, Answer):
+        return True
+    return any(_holds_answers(arg) for arg in get_args(annotation))
+
+
+def _plan_of(cls: type[Answer]) -> _Plan:
+    steps: list[tuple[str, Callable[[Any], Any]]] = []
+    records: list[str] = []
+    for name, info in cls.model_fields.items():
+        step = next((m for m in info.metadata if isinstance(m, _Finish)), None)
+        if step is not None:
+            steps.append((name, step.apply))
+        elif _holds_answers(info.annotation):
+            records.append(name)  # a nested record, or a list of them
+    plan = _PLANS[cls] = _Plan(tuple(steps), tuple(records))
+    return plan
+
+
+def finish(answer: Answer) -> Answer:
+    """`answer` with its `_Finish` steps applied, in place, to what it kept (see `_Finish`)."""
+    plan = _PLANS.get(type(answer)) or _plan_of(type(answer))
+    values = answer.__dict__
+    for name, apply in plan.steps:
+        value = values[name]
+        if value is not None:
+            values[name] = apply(value)
+    for name in plan.records:
+        value = values[name]
+        if isinstance(value, list):
+            for item in value:
+                finish(item)
+        elif value is not None:
+            finish(value)
+    return answer
+
+
 def encode_answer(answer: Answer, limit: int = MAX_ANSWER_CHARS) -> bytes:
     """`answer` as compact JSON, at most `limit` characters whatever the upstream sent.
 
@@ -227,12 +310,13 @@ def encode_answer(answer: Answer, limit: int = MAX_ANSWER_CHARS) -> bytes:
     if len(body) < limit:  # byte length >= character length, so this is conservative
         return body
     data = answer.model_dump(mode="json", exclude_none=True)
-    while len(body) >= limit and _halve_longest_list(data):
+    while len(body) >= limit and halve_longest_list(data):
         body = to_json(data)
     return body
 
 
-def _halve_longest_list(data: Any) -> bool:
+def halve_longest_list(data: Any) -> bool:
+    """Halve the longest list anywhere in `data` (JSON-like, in place); False if none is left."""
     longest: list[Any] | None = None
     stack = [data]
     while stack:

@@ -87,7 +87,7 @@ class Operation:
     def compact(self, upstream_body: bytes) -> answers.Answer:
         """The compact answer for the upstream's JSON body, or `UpstreamUnavailable`."""
         try:
-            return self.answer.model_validate_json(upstream_body)
+            return answers.finish(self.answer.model_validate_json(upstream_body))
         except ValidationError as error:
             kinds = {item["type"] for item in error.errors(include_url=False)}
             what = "is not JSON" if "json_invalid" in kinds else "has another shape"

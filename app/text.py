@@ -3,6 +3,15 @@
 This runs for every title and description of every answer (about 30 strings a search),
 so it is written for speed: plain strings take a fast path of C-level checks, and long
 markup is cut to a bound before it is cleaned, since only `limit` characters survive.
+
+Upstream text is untrusted, so every step is linear in its input: each pattern either
+cannot backtrack (possessive quantifiers) or cannot cross a `<` (so the spans it scans
+from successive `<` never overlap), and unclosed blocks are found with `str.find`.
+tests/test_text.py holds the adversarial inputs and a straightforward oracle.
+
+The result is plain text, never markup: entities are decoded once, and a `<` that would
+open a tag in HTML or Markdown (before a letter, `/`, `!` or `?`) becomes `‹`, whether
+it came from the upstream's markup or from decoding `&lt;`.
 """
 
 from __future__ import annotations
@@ -12,17 +21,20 @@ import re
 
 __all__ = ["plain_text", "truncate"]
 
-_INVISIBLE = re.compile(r"<(script|style)\b[^>]*>.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
+# Openings of blocks whose content is not text; their ends are found with str.find.
+_HIDDEN_OPEN = re.compile(r"<!--|<(?:script|style)\b", re.IGNORECASE)
+_HIDDEN_CLOSE = {"<!--": "-->", "<script": "</script", "<style": "</style"}
 _BREAK = re.compile(
-    r"<\s*/?\s*(?:br|p|div|li|ul|ol|h[1-6]|tr|table|blockquote|section|article)\b[^>]*>",
+    r"<\s*+/?+\s*+(?:br|p|div|li|ul|ol|h[1-6]|tr|table|blockquote|section|article)\b[^<>]*+>",
     re.IGNORECASE,
 )
-_TAG = re.compile(r"<!--.*?-->|<[^>]*>", re.DOTALL)
-_OPEN_TAG_AT_END = re.compile(r"<[^>]*$")
+_TAG = re.compile(r"<[^<>]*+>")
+_TAG_OPENER = re.compile(r"<(?=[A-Za-z/!?])")
 # Control characters vanish, except the white space ones (\t \n \v \f \r) that
 # str.split() folds.
 _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
 _ELLIPSIS = "…"
+_INERT_LT = "‹"
 _SLACK = 10  # markup kept before cleaning, in multiples of `limit`
 
 
@@ -37,18 +49,45 @@ def truncate(text: str, limit: int) -> str:
     return cut.rstrip(" ,;:-") + _ELLIPSIS
 
 
+def _drop_hidden(markup: str) -> str:
+    """Comments, scripts and styles removed; one left open runs to the end, as in a browser."""
+    kept: list[str] = []
+    lowered = markup.lower()
+    position = 0
+    while (found := _HIDDEN_OPEN.search(markup, position)) is not None:
+        kept.append(markup[position : found.start()])
+        closer = _HIDDEN_CLOSE[found.group().lower()]
+        end = lowered.find(closer, found.end())
+        if end < 0:
+            return "".join(kept)
+        position = end + len(closer)
+        if closer != "-->":  # `</script ...>`: skip to the end of the closing tag
+            gt = markup.find(">", position)
+            position = len(markup) if gt < 0 else gt + 1
+        kept.append(" ")
+    kept.append(markup[position:])
+    return "".join(kept)
+
+
+def _drop_open_tag_at_end(markup: str) -> str:
+    start = markup.rfind("<")
+    return markup[:start] if start >= 0 and ">" not in markup[start:] else markup
+
+
 def plain_text(markup: str, limit: int) -> str:
     """Markup and entities removed, white space folded, at most `limit` characters."""
     if len(markup) > limit * _SLACK:
-        markup = _OPEN_TAG_AT_END.sub("", markup[: limit * _SLACK])
+        markup = _drop_open_tag_at_end(markup[: limit * _SLACK])
     if markup.isprintable() and "<" not in markup and "&" not in markup and "  " not in markup:
         return truncate(markup.strip(), limit)  # already plain: titles, names, most text
     if "<" in markup:
-        markup = _INVISIBLE.sub(" ", markup)
+        markup = _drop_hidden(markup)
         markup = _BREAK.sub("\n", markup)
         markup = _TAG.sub("", markup)  # inline tags (b, a, span) sit inside words
     if "&" in markup:
         markup = html.unescape(markup)
+    if "<" in markup:
+        markup = _TAG_OPENER.sub(_INERT_LT, markup)
     lines = _CONTROL.sub("", markup).replace("\r\n", "\n").split("\n")
     text = "\n".join(folded for line in lines if (folded := " ".join(line.split())))
     return truncate(text, limit)

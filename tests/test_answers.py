@@ -77,32 +77,82 @@ def test_oversized_lists_are_shortened_not_dropped() -> None:
     assert [g.id for g in kept] == list(range(len(kept)))  # the first ones, in order
 
 
-def test_a_malformed_record_is_left_out_of_a_list(
+def test_an_unusable_field_becomes_null_and_the_record_stays(
     client: TestClient, upstream: respx.MockRouter
 ) -> None:
-    bad = [
+    odd = [
         {**payloads.SEARCH_EPISODE, "id": "bad-link", "listennotes_url": "javascript:alert(1)"},
         {**payloads.SEARCH_EPISODE, "id": "bad-number", "audio_length_sec": "long"},
         {**payloads.SEARCH_EPISODE, "id": "bad-podcast", "podcast": "nope"},
-        "not even an object",
+        {**payloads.SEARCH_EPISODE, "id": "x" * 65},
     ]
-    answer = {"count": 5, "total": 5, "results": [*bad, payloads.SEARCH_EPISODE]}
+    answer = {"count": 5, "total": 5, "results": [*odd, "not even an object"]}
     upstream.get("/search").mock(return_value=httpx.Response(200, json=answer))
     body = client.get("/api/v2/search_episodes?q=x", headers=AUTH).json()
-    assert [r["id"] for r in body["results"]] == [payloads.EPISODE_ID]
+    link, number, podcast, long_id = body["results"]  # the string is left out
+    assert link["id"] == "bad-link" and "listennotes_url" not in link
+    assert number["id"] == "bad-number" and "audio_length_sec" not in number
+    assert podcast["id"] == "bad-podcast" and "podcast" not in podcast
+    assert "id" not in long_id and long_id["title"] == "Compilers explained"
+    assert "javascript" not in str(body)
 
 
-def test_a_malformed_single_record_is_refused(
-    client: TestClient, upstream: respx.MockRouter, logs: Any
+@pytest.mark.parametrize("website", ["www.example.com", "HTTPS://EXAMPLE.COM", "ftp://x.test"])
+def test_an_odd_website_does_not_lose_the_podcast(
+    client: TestClient, upstream: respx.MockRouter, website: str
+) -> None:
+    podcast = {**payloads.PODCAST, "website": website}
+    upstream.get(f"/podcasts/{payloads.PODCAST_ID}").mock(
+        return_value=httpx.Response(200, json=podcast)
+    )
+    upstream.get("/search").mock(
+        return_value=httpx.Response(200, json=payloads.search_answer(podcast))
+    )
+    response = client.get(f"/api/v2/podcasts/{payloads.PODCAST_ID}", headers=AUTH)
+    assert response.status_code == 200
+    assert response.json()["id"] == payloads.PODCAST_ID and "website" not in response.json()
+    [listed] = client.get("/api/v2/search_podcasts?q=x", headers=AUTH).json()["results"]
+    assert listed["id"] == payloads.PODCAST_ID and "website" not in listed
+
+
+def test_a_record_with_odd_fields_is_served_with_them_left_out(
+    client: TestClient, upstream: respx.MockRouter
 ) -> None:
     weird = {**payloads.EPISODE, "listennotes_url": "javascript:alert(1)", "pub_date_ms": 1.5}
     upstream.get(f"/episodes/{payloads.EPISODE_ID}").mock(
         return_value=httpx.Response(200, json=weird)
     )
     response = client.get(f"/api/v2/episodes/{payloads.EPISODE_ID}", headers=AUTH)
+    assert response.status_code == 200
+    assert "javascript" not in response.text and "pub_date_ms" not in response.json()
+
+
+@pytest.mark.parametrize("body", [b"[1, 2]", b"not json", b'"a string"'])
+def test_an_answer_that_is_not_a_record_is_refused(
+    client: TestClient, upstream: respx.MockRouter, logs: Any, body: bytes
+) -> None:
+    upstream.get(f"/episodes/{payloads.EPISODE_ID}").mock(
+        return_value=httpx.Response(200, content=body)
+    )
+    response = client.get(f"/api/v2/episodes/{payloads.EPISODE_ID}", headers=AUTH)
     assert response.status_code == 502
-    assert "javascript" not in response.text
-    assert any("has another shape" in line for line in logs.lines)
+    assert any("upstream answer" in line for line in logs.lines)
+
+
+def test_escaped_markup_never_comes_back_live(
+    client: TestClient, upstream: respx.MockRouter
+) -> None:
+    episode = {
+        **payloads.EPISODE,
+        "title": "Hi &lt;script&gt;alert(1)&lt;/script&gt;",
+        "description": "&lt;img src=x onerror=alert(1)&gt; &amp;lt;b&amp;gt; 3 &lt; 4",
+    }
+    upstream.get(f"/episodes/{payloads.EPISODE_ID}").mock(
+        return_value=httpx.Response(200, json=episode)
+    )
+    body = client.get(f"/api/v2/episodes/{payloads.EPISODE_ID}", headers=AUTH).json()
+    assert body["title"] == "Hi ‹script>alert(1)‹/script>"
+    assert body["description"] == "‹img src=x onerror=alert(1)> &lt;b&gt; 3 < 4"
 
 
 def test_unrankable_scores_are_left_out_not_fatal(
@@ -127,7 +177,7 @@ def test_unrankable_scores_are_left_out_not_fatal(
     [
         ("<p>One</p><p>Two</p>", "One\nTwo"),
         ("In <b>bold</b>: yes", "In bold: yes"),
-        ("a&amp;b &lt;c&gt; &#39;d&#39;", "a&b <c> 'd'"),
+        ("a&amp;b &lt;c&gt; &#39;d&#39;", "a&b ‹c> 'd'"),
         ("x<script>steal()</script>y<style>p{}</style>z", "x y z"),
         ("line<br>break<br/>again", "line\nbreak\nagain"),
         ("  lots   of\t\tspace  ", "lots of space"),
