@@ -22,6 +22,7 @@ from pydantic_core import to_jsonable_python
 from starlette.applications import Starlette
 
 from app import __version__
+from app.answers import MAX_ANSWER_CHARS, halve_longest_list
 from app.errors import InvalidParameters, ServiceError
 from app.manifest import DESCRIPTION_FOR_MODEL, NAME_FOR_HUMAN
 from app.operations import OPERATIONS, Operation, operation_named
@@ -32,11 +33,21 @@ from app.spec import json_schema_of
 __all__ = ["build_mcp"]
 
 _FETCHABLE = {"episode": "getEpisode", "podcast": "getPodcast"}
+_ENVELOPE = 200  # the JSON-RPC envelope around a result: {"jsonrpc":"2.0","id":...,"result":}
 
 
 def _result(data: dict[str, Any]) -> CallToolResult:
-    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-    return CallToolResult(content=[TextContent(type="text", text=text)], structuredContent=data)
+    """The answer twice, as MCP asks (structured, and as JSON text for older clients), the
+    whole result under the same cap as a REST answer: the longest list is halved until it
+    fits, as `encode_answer` does for REST."""
+    while True:
+        text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        result = CallToolResult(
+            content=[TextContent(type="text", text=text)], structuredContent=data
+        )
+        size = len(result.model_dump_json(by_alias=True, exclude_none=True))
+        if size < MAX_ANSWER_CHARS - _ENVELOPE or not halve_longest_list(data):
+            return result
 
 
 def _failure(message: str) -> CallToolResult:

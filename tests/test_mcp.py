@@ -268,3 +268,30 @@ def test_the_sdk_is_imported_only_when_mcp_is_used() -> None:
         cwd=Path(__file__).resolve().parent.parent,
     )
     assert out.stdout.split() == ["False", "200", "True"]
+
+
+def test_mcp_answers_keep_the_rest_cap(tmp_path: Path) -> None:
+    from app.answers import MAX_ANSWER_CHARS
+    from tests.stub_upstream import Reply
+
+    genres = [{"id": i, "name": f"Genre number {i}", "parent_id": i // 10} for i in range(2_000)]
+    body = json.dumps({"genres": genres}).encode()
+    with StubUpstream(lambda seen: Reply(body=body)) as stub:
+        env = {"CHATGPT_SECRET": SECRET, "LISTEN_API_KEY": UPSTREAM_KEY}
+        with live_server({**env, "LISTEN_API_BASE_URL": stub.base_url}, tmp_path / "log") as server:
+            rest = httpx.get(f"{server.base_url}/api/v2/genres", headers=AUTH)
+            raw = httpx.post(
+                f"{server.base_url}/mcp", json=CALL, headers={**JSONRPC_HEADERS, **AUTH}
+            )
+
+            async def call(client: Client) -> Any:
+                return await client.call_tool("getGenres", {})
+
+            result = with_client(server, "2026-07-28", call)
+    assert rest.status_code == 200 and len(rest.text) < MAX_ANSWER_CHARS
+    assert raw.status_code == 200 and len(raw.text) < MAX_ANSWER_CHARS, len(raw.text)
+    assert raw.json()["result"]["isError"] is False
+    kept = result.structured_content["genres"]
+    assert 100 < len(kept) < 2_000  # a shorter page, not a failure
+    assert json.loads(result.content[0].text) == result.structured_content
+    assert kept == rest.json()["genres"][: len(kept)]
