@@ -27,6 +27,20 @@ from app.spec import build_spec
 __all__ = ["public_routes", "spec_for"]
 
 _CACHE = {"Cache-Control": "public, max-age=300"}
+# Without PUBLIC_BASE_URL the manifest and spec name the host the request named, so a
+# shared cache must not store them (it would serve one caller's `Host` to the next);
+# browsers and the caller itself may keep them.
+_CACHE_PER_REQUEST = {
+    "Cache-Control": "private, max-age=300",
+    "Vary": "Host, X-Forwarded-Proto",
+}
+
+
+def _cache_for(request: Request) -> dict[str, str]:
+    """Cache headers for an answer that names this service's public URL."""
+    if services_of(request).settings.public_base_url is not None:
+        return _CACHE
+    return _CACHE_PER_REQUEST
 
 
 def _json(data: Any, headers: dict[str, str] | None = None) -> Response:
@@ -55,11 +69,12 @@ def spec_for(request: Request) -> dict[str, Any]:
 
 async def manifest(request: Request) -> Response:
     settings = services_of(request).settings
-    return _json(plugin_manifest(public_base_url(request, settings), settings), _CACHE)
+    base = public_base_url(request, settings)
+    return _json(plugin_manifest(base, settings), _cache_for(request))
 
 
 async def openapi(request: Request) -> Response:
-    return _json(spec_for(request), _CACHE)
+    return _json(spec_for(request), _cache_for(request))
 
 
 async def logo(request: Request) -> Response:

@@ -222,3 +222,29 @@ def test_unknown_path_and_method_get_json_errors(client: TestClient) -> None:
     wrong = client.post("/api/v2/genres", headers={"Authorization": f"Bearer {SECRET}"})
     assert wrong.status_code == 405
     assert wrong.json()["error"]["code"] == "method_not_allowed"
+
+
+def _shared_cache_may_store(headers: Any) -> bool:
+    """RFC 9111 §3 for a shared cache: not `private`, not `no-store`, and a freshness."""
+    directives = {d.strip().split("=")[0] for d in headers["cache-control"].lower().split(",")}
+    return not directives & {"private", "no-store"} and bool(directives & {"max-age", "s-maxage"})
+
+
+@pytest.mark.parametrize("path", ["/.well-known/ai-plugin.json", "/openapi.json"])
+def test_a_forged_host_cannot_poison_a_shared_cache(client: TestClient, path: str) -> None:
+    forged = client.get(path, headers={"Host": "evil.example", "X-Forwarded-Proto": "https"})
+    assert "https://evil.example" in forged.text  # built from the request, as documented...
+    assert not _shared_cache_may_store(forged.headers)  # ...so no shared cache may keep it
+    vary = {v.strip().lower() for v in forged.headers["vary"].split(",")}
+    assert {"host", "x-forwarded-proto"} <= vary
+
+
+@pytest.mark.parametrize("path", ["/.well-known/ai-plugin.json", "/openapi.json"])
+def test_with_a_public_base_url_the_documents_are_shareable(
+    make_client: AppFactory, path: str
+) -> None:
+    client = make_client(public_base_url="https://podcasts.example.org")
+    answer = client.get(path, headers={"Host": "evil.example"})
+    assert "evil.example" not in answer.text
+    assert "https://podcasts.example.org" in answer.text
+    assert _shared_cache_may_store(answer.headers)
