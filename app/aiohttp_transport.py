@@ -21,7 +21,8 @@ from collections.abc import Mapping
 import aiohttp
 import httpx
 
-from app.upstream import BodyTooLarge, RawAnswer, read_capped
+from app.upstream import RawAnswer
+from app.upstream_body import BodyTooLarge, read_capped
 
 __all__ = ["AiohttpTransport", "BodyTooLarge"]
 
@@ -55,7 +56,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             connector = aiohttp.TCPConnector(limit=self.max_connections, keepalive_timeout=30)
             self._session = aiohttp.ClientSession(
                 connector=connector,
-                auto_decompress=False,  # httpx decodes Content-Encoding itself, once
+                auto_decompress=False,  # read_capped (fetch) or httpx inflates, once
                 cookie_jar=aiohttp.DummyCookieJar(),  # never keep upstream cookies
                 skip_auto_headers=("Accept-Encoding", "User-Agent"),
                 timeout=aiohttp.ClientTimeout(total=None),  # the caller owns the deadline
@@ -89,18 +90,20 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     async def fetch(self, url: str, headers: Mapping[str, str]) -> RawAnswer:
         """GET `url`: the upstream client's fast path (see the module docstring)."""
         try:
-            async with self._pool().get(
-                url, headers=headers, allow_redirects=False, auto_decompress=True
-            ) as answer:
-                body = await self._read(answer)
+            # The body comes raw (the session never decompresses) and `read_capped`
+            # inflates it in bounded steps, counting toward the cap.
+            async with self._pool().get(url, headers=headers, allow_redirects=False) as answer:
+                body = await self._read(answer, answer.headers.get("Content-Encoding"))
                 return RawAnswer(answer.status, answer.headers, body)
         except aiohttp.ClientError as error:
             raise _mapped(error) from error
         except TimeoutError as error:
             raise _mapped(error) from error
 
-    async def _read(self, answer: aiohttp.ClientResponse) -> bytes:
-        return await read_capped(answer.content.iter_any(), answer.content_length, self.max_body)
+    async def _read(self, answer: aiohttp.ClientResponse, encoding: str | None = None) -> bytes:
+        return await read_capped(
+            answer.content.iter_any(), answer.content_length, self.max_body, encoding
+        )
 
     async def aclose(self) -> None:
         if self._session is not None:

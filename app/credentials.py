@@ -5,7 +5,9 @@ name them instead (`CHATGPT_SECRET_REF`, `LISTEN_API_KEY_REF`): an SSM SecureStr
 Secrets Manager secret, read on first use, cached per container, and read again once the
 cache is older than `SECRET_TTL` seconds, so a rotated value is picked up within that bound.
 If a refresh fails the last good value keeps serving (and the failure is logged); with no
-good value at all the service answers 503 rather than guessing.
+good value at all the service answers 503 rather than guessing. A stored bearer secret
+obeys the same strength rule as `CHATGPT_SECRET` (`app.security.is_strong_secret`): each
+weak one is refused, logged by reference and position once per read, never by value.
 
 boto3 is imported only when a reference is configured: the REST routes' cold start never
 pays for it.
@@ -22,8 +24,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from app.errors import CredentialsUnavailable
+from app.security import is_strong_secret
 
-__all__ = ["Credentials", "SecretRef", "StoredSecret"]
+__all__ = ["Credentials", "SecretRef", "StoredSecret", "strong_bearer_secrets"]
 
 log = logging.getLogger("app.credentials")
 
@@ -91,6 +94,9 @@ class StoredSecret:
         self._clock = clock
         self._value: str | None = None
         self._expires = 0.0
+        self.reads = 0
+        """How many times a value was read successfully: what was derived from an older
+        read is out of date."""
         self._lock = asyncio.Lock()
 
     async def value(self) -> str:
@@ -122,6 +128,27 @@ class StoredSecret:
             log.info("%s changed; the new value is in use", self.ref)
         self._value = value
         self._expires = self._clock() + self.ttl
+        self.reads += 1
+
+
+def strong_bearer_secrets(stored: str, ref: SecretRef) -> tuple[bytes, ...]:
+    """The strong secrets among a stored comma-separated value, as bytes. Each weak one is
+    dropped and logged with `ref` and its position; neither the value nor a part of it is
+    logged. None left: the API stays closed (`ServiceLocked`, from `authorize`)."""
+    parts = [part.strip() for part in stored.split(",") if part.strip()]
+    weak = [index for index, part in enumerate(parts, start=1) if not is_strong_secret(part)]
+    if weak:
+        log.error(
+            "%s holds %d of %d bearer secrets too weak to use (#%s), refused%s; "
+            "store secrets of at least 16 random characters",
+            ref,
+            len(weak),
+            len(parts),
+            ", #".join(map(str, weak)),
+            ": the API is closed" if len(weak) == len(parts) else "",
+            extra={"fields": {"event": "secret_too_weak", "ref": str(ref), "refused": weak}},
+        )
+    return tuple(part.encode() for part in parts if is_strong_secret(part))
 
 
 class Credentials:
@@ -139,17 +166,24 @@ class Credentials:
         self._bearer_ref = bearer_ref
         self._upstream_key = upstream_key
         self._upstream_key_ref = upstream_key_ref
+        self._checked: tuple[int, tuple[bytes, ...]] = (0, ())  # (reads, strong secrets)
 
     @property
     def has_bearer_secrets(self) -> bool:
         return bool(self._bearer_secrets) or self._bearer_ref is not None
 
     async def bearer_secrets(self) -> tuple[bytes, ...]:
-        """The accepted secrets; a stored value may hold several, comma-separated."""
+        """The accepted secrets; a stored value may hold several, comma-separated, and only
+        its strong ones are accepted (checked once per read of the stored value)."""
         if self._bearer_ref is None:
             return self._bearer_secrets
         stored = await self._bearer_ref.value()
-        return tuple(part.strip().encode() for part in stored.split(",") if part.strip())
+        if self._checked[0] != self._bearer_ref.reads:
+            self._checked = (
+                self._bearer_ref.reads,
+                strong_bearer_secrets(stored, self._bearer_ref.ref),
+            )
+        return self._checked[1]
 
     async def upstream_key(self) -> str | None:
         if self._upstream_key_ref is None:

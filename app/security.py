@@ -1,4 +1,5 @@
-"""Caller authentication: one `Authorization: Bearer <secret>` header, checked in constant time."""
+"""Caller authentication: one `Authorization: Bearer <secret>` header, checked in constant time,
+against secrets strong enough to guard the API (`is_strong_secret`, one rule for every source)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,48 @@ import hashlib
 import hmac
 from collections.abc import Sequence
 from functools import lru_cache
+from itertools import pairwise
 
 from app.errors import ServiceLocked, Unauthorized
 
-__all__ = ["authorize", "presented_bearer"]
+__all__ = [
+    "MIN_SECRET_LENGTH",
+    "SECRET_ADVICE",
+    "authorize",
+    "is_strong_secret",
+    "presented_bearer",
+]
 
 _MAX_HEADER = 4096
+MIN_SECRET_LENGTH = 16
+_MIN_VARIETY = 6
+_PLACEHOLDERS = frozenset({"changeme", "change-me", "secret", "your-secret", "xxx", "todo"})
+SECRET_ADVICE = (
+    f"use at least {MIN_SECRET_LENGTH} random characters, "
+    "e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+)
+
+
+def is_strong_secret(secret: str) -> bool:
+    """True when `secret` may guard the API: the one rule for `CHATGPT_SECRET` and for a
+    stored secret (`CHATGPT_SECRET_REF`) alike.
+
+    It catches mistakes, not every weak choice; a secret is refused when it is
+    - shorter than `MIN_SECRET_LENGTH` (16) characters, or a known placeholder (`changeme`);
+    - made of fewer than 6 distinct characters (`aaaaaaaaaaaaaaaa`, `abababababababab`);
+    - mostly a run: fewer than 6 of its characters differ from the one before by more than
+      one code point, so repeats and counting (`aaaa`, `abab`, `1234567890123456`) count once.
+    Random output passes: never seen to fail for `secrets.token_urlsafe(12)` (16 characters),
+    about 1 in 25,000 for `secrets.token_hex(8)`. (6, not 8: at 8 distinct characters one
+    random 16-digit hex string in 100 would be refused, and a rotation that stored one
+    would lock the API.)
+    """
+    if len(secret) < MIN_SECRET_LENGTH or secret.lower() in _PLACEHOLDERS:
+        return False
+    if len(set(secret)) < _MIN_VARIETY:
+        return False
+    jumps = sum(abs(ord(a) - ord(b)) > 1 for a, b in pairwise(secret))
+    return 1 + jumps >= _MIN_VARIETY
 
 
 def presented_bearer(values: Sequence[str]) -> bytes | None:

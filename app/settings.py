@@ -9,12 +9,11 @@ from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.credentials import SecretRef
+from app.security import SECRET_ADVICE, is_strong_secret
 
 __all__ = ["DEFAULT_UPSTREAM", "Settings"]
 
 DEFAULT_UPSTREAM = "https://listen-api.listennotes.com/api/v2"
-MIN_SECRET_LENGTH = 16
-_PLACEHOLDERS = {"changeme", "change-me", "secret", "your-secret", "xxx", "todo"}
 
 
 def _split_csv(value: object) -> object:
@@ -87,12 +86,8 @@ class Settings(BaseSettings):
     @classmethod
     def _strong_secrets(cls, secrets: list[SecretStr]) -> list[SecretStr]:
         for index, secret in enumerate(secrets, start=1):
-            raw = secret.get_secret_value()
-            if len(raw) < MIN_SECRET_LENGTH or raw.lower() in _PLACEHOLDERS:
-                raise ValueError(
-                    f"secret #{index} is too weak: use at least {MIN_SECRET_LENGTH} random "
-                    "characters, e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
-                )
+            if not is_strong_secret(secret.get_secret_value()):
+                raise ValueError(f"secret #{index} is too weak: {SECRET_ADVICE}")
         return secrets
 
     @property

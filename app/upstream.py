@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 from urllib.parse import urlencode
@@ -33,15 +33,14 @@ from app.errors import (
     UpstreamUnavailable,
 )
 from app.observability import current_record
+from app.upstream_body import read_capped
 
 __all__ = [
     "MAX_UPSTREAM_BYTES",
-    "BodyTooLarge",
     "Fetcher",
     "HttpxFetcher",
     "RawAnswer",
     "UpstreamClient",
-    "read_capped",
 ]
 
 log = logging.getLogger("app.upstream")
@@ -59,33 +58,11 @@ _HEADERS = {
 
 @dataclass(frozen=True, slots=True)
 class RawAnswer:
-    """An upstream answer as it came: status, headers (case-insensitive), whole body."""
+    """An upstream answer: status, headers (case-insensitive), whole body (decoded)."""
 
     status: int
     headers: Mapping[str, str]
     body: bytes
-
-
-class BodyTooLarge(httpx.ReadError):
-    """The upstream's answer was larger than the cap (`MAX_UPSTREAM_BYTES` by default)."""
-
-
-async def read_capped(chunks: AsyncIterable[bytes], declared: int | None, max_body: int) -> bytes:
-    """The whole body from `chunks`, or `BodyTooLarge` as soon as it exceeds `max_body`.
-
-    `declared` (Content-Length) refuses early; the count is of the bytes kept, so a
-    compressed body is measured once inflated.
-    """
-    if declared is not None and declared > max_body:
-        raise BodyTooLarge(f"declared {declared} bytes, more than {max_body}")
-    kept: list[bytes] = []
-    size = 0
-    async for chunk in chunks:
-        size += len(chunk)
-        if size > max_body:
-            raise BodyTooLarge(f"more than {max_body} bytes")
-        kept.append(chunk)
-    return b"".join(kept)
 
 
 @runtime_checkable
@@ -99,7 +76,8 @@ class Fetcher(Protocol):
 
 
 class HttpxFetcher:
-    """Fetches through any httpx transport, reading at most `max_body` bytes."""
+    """Fetches through any httpx transport, reading at most `max_body` bytes: the body is
+    read raw and inflated by `read_capped`, in bounded steps, never whole by httpx."""
 
     def __init__(self, transport: httpx.AsyncBaseTransport, *, timeout: float, max_body: int):
         self.transport = transport
@@ -111,8 +89,14 @@ class HttpxFetcher:
         response = await self.transport.handle_async_request(request)
         declared = response.headers.get("content-length", "")
         try:
+            if response.is_stream_consumed:
+                # Built from bytes in process (sample data, test mocks): httpx read and
+                # decoded it on construction; there is no raw stream left to read.
+                chunks, encoding = response.aiter_bytes(), None
+            else:
+                chunks, encoding = response.aiter_raw(), response.headers.get("content-encoding")
             body = await read_capped(
-                response.aiter_bytes(), int(declared) if declared.isdigit() else None, self.max_body
+                chunks, int(declared) if declared.isdigit() else None, self.max_body, encoding
             )
         finally:
             await response.aclose()

@@ -127,6 +127,51 @@ def test_unreadable_secret_fails_closed_with_503(
     assert logs.events("secret_unreadable")
 
 
+WEAK = ("a", "aaaaaaaaaaaaaaaa", "1234567890123456")
+
+
+@pytest.mark.parametrize("weak", WEAK)
+def test_weak_stored_secret_locks_the_api_and_names_only_the_reference(
+    aws: None, make_client: AppFactory, upstream: respx.MockRouter, logs: LogCapture, weak: str
+) -> None:
+    put_parameter(SECRET_PARAM, weak)
+    client = make_client(chatgpt_secret="", chatgpt_secret_ref=f"ssm:{SECRET_PARAM}")
+    for _ in range(3):
+        response = client.get("/api/v2/genres", headers={"Authorization": f"Bearer {weak}"})
+        assert response.status_code == 503
+        assert response.json()["error"]["code"] == "service_locked"
+    mcp = client.post(
+        "/mcp",
+        headers={"Authorization": f"Bearer {weak}", "Accept": "application/json"},
+        json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+    )
+    assert mcp.status_code == 503
+    assert upstream.calls.call_count == 0
+    [event] = logs.events("secret_too_weak")  # once per read of the stored value
+    assert event["ref"] == f"ssm:{SECRET_PARAM}"
+    [line] = [line for line in logs.lines if "secret_too_weak" in line]
+    assert f"ssm:{SECRET_PARAM}" in line
+    if len(weak) > 1:
+        assert weak not in line and weak[:8] not in line
+    else:  # one character: check that no quoted value or value field is logged
+        assert f'"{weak}"' not in line and "value" not in line
+
+
+def test_weak_secrets_beside_a_strong_one_are_refused_and_it_still_works(
+    aws: None, make_client: AppFactory, upstream: respx.MockRouter, logs: LogCapture
+) -> None:
+    put_parameter(SECRET_PARAM, f"a,{SECRET},1234567890123456")
+    upstream.get("/genres").mock(return_value=httpx.Response(200, json={"genres": []}))
+    client = make_client(chatgpt_secret="", chatgpt_secret_ref=f"ssm:{SECRET_PARAM}", secret_ttl=0)
+    for token, status in ((SECRET, 200), ("a", 401), ("1234567890123456", 401), (SECRET, 200)):
+        response = client.get("/api/v2/genres", headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == status
+    events = logs.events("secret_too_weak")
+    assert len(events) == 4  # TTL 0: every request reads again, and each read is checked
+    assert events[0]["refused"] == [1, 3]
+    assert all("1234567890123456" not in line for line in logs.lines)
+
+
 class FakeClock:
     def __init__(self) -> None:
         self.now = 1000.0

@@ -54,6 +54,10 @@ def test_dotenv_file_is_read(tmp_path: Path) -> None:
         ("LISTEN_API_BASE_URL", "not a url"),
         ("PUBLIC_BASE_URL", "ftp://x"),
         ("CHATGPT_SECRET", "changeme"),
+        ("CHATGPT_SECRET", "aaaaaaaaaaaaaaaa"),
+        ("CHATGPT_SECRET", "abababababababab"),
+        ("CHATGPT_SECRET", "1234567890123456"),
+        ("CHATGPT_SECRET", "test-secret-3f9a7c1e5b2d4086,1234567890123456"),
     ],
 )
 def test_bad_values_are_refused_at_startup(

@@ -1,0 +1,86 @@
+"""An upstream answer's body: read whole with a size cap, inflated in bounded steps.
+
+Both network transports hand the body over as it came on the wire (httpx's `aiter_raw()`,
+aiohttp with `auto_decompress=False`) and `read_capped` decodes `Content-Encoding`
+itself, counting inflated bytes against the cap as they are made. A small gzip body of a
+gigabyte of spaces therefore stops at the cap (a few MB of memory), where inflating it
+first and measuring after would hold all of it.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import AsyncIterable
+
+import httpx
+
+__all__ = ["BodyTooLarge", "read_capped"]
+
+
+class BodyTooLarge(httpx.ReadError):
+    """The upstream's answer was larger than the cap (`MAX_UPSTREAM_BYTES` by default)."""
+
+
+async def read_capped(
+    chunks: AsyncIterable[bytes],
+    declared: int | None,
+    max_body: int,
+    encoding: str | None = None,
+) -> bytes:
+    """The whole body from `chunks`, decoded, or `BodyTooLarge` as soon as it exceeds
+    `max_body`.
+
+    `declared` (Content-Length, of the bytes on the wire) refuses early. `encoding` is the
+    answer's Content-Encoding: absent or `identity`, the chunks are the body; `gzip` or
+    `deflate`, they are inflated here and the cap counts inflated bytes; anything else
+    (or a corrupt stream) raises `httpx.DecodingError`.
+    """
+    if declared is not None and declared > max_body:
+        raise BodyTooLarge(f"declared {declared} bytes, more than {max_body}")
+    if encoding and encoding.strip().lower() != "identity":
+        return await _inflate(chunks, encoding.strip().lower(), max_body)
+    kept: list[bytes] = []
+    size = 0
+    async for chunk in chunks:
+        size += len(chunk)
+        if size > max_body:
+            raise BodyTooLarge(f"more than {max_body} bytes")
+        kept.append(chunk)
+    return b"".join(kept)
+
+
+def _inflater(coding: str) -> zlib._Decompress:
+    if coding in ("gzip", "x-gzip"):
+        return zlib.decompressobj(16 + zlib.MAX_WBITS)
+    if coding == "deflate":
+        return zlib.decompressobj(zlib.MAX_WBITS)
+    raise httpx.DecodingError(f"unsupported Content-Encoding {coding[:40]!r}")
+
+
+async def _inflate(chunks: AsyncIterable[bytes], coding: str, max_body: int) -> bytes:
+    inflater = _inflater(coding)
+    kept: list[bytes] = []
+    size = 0
+    started = False
+    async for chunk in chunks:
+        # At most one byte past the cap per call: either the output stops short of that
+        # limit, which means zlib consumed the whole chunk, or the cap is exceeded and
+        # the rest of the input (`unconsumed_tail`) is never inflated.
+        room = max_body - size + 1
+        try:
+            piece = inflater.decompress(chunk, room)
+        except zlib.error as error:
+            if coding != "deflate" or started:
+                raise httpx.DecodingError(f"corrupt {coding} body") from error
+            # "deflate" is zlib-wrapped by the standard; some servers send it raw.
+            inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+            try:
+                piece = inflater.decompress(chunk, room)
+            except zlib.error as raw_error:
+                raise httpx.DecodingError(f"corrupt {coding} body") from raw_error
+        started = True
+        size += len(piece)
+        if size > max_body:
+            raise BodyTooLarge(f"more than {max_body} bytes once inflated")
+        kept.append(piece)
+    return b"".join(kept)
