@@ -1,0 +1,1 @@
+"""Upstream connectors: one package per upstream API."""

@@ -1,0 +1,1 @@
+"""The OpenAI connector: OpenAI-compatible routes and a simple chat operation."""
