@@ -18,6 +18,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route
 
 from app import __version__
+from app.connectors.openai.connector import OpenAIConnector
 from app.credentials import Credentials, SecretRef, StoredSecret
 from app.errors import ServiceError
 from app.mcp_mount import MCP_PATH, MCPEndpoint
@@ -75,10 +76,12 @@ def create_app(
     *,
     transport: httpx.AsyncBaseTransport | None = None,
     network: str = "auto",
+    openai_transport: httpx.AsyncBaseTransport | None = None,
 ) -> FastAPI:
     """A ready app. `transport` replaces the network for the upstream (tests, benchmarks);
     without a key the bundled sample data is the transport. `network` picks the network
-    transport otherwise: "auto" (aiohttp when installed), "aiohttp" or "httpx"."""
+    transport otherwise: "auto" (aiohttp when installed), "aiohttp" or "httpx".
+    `openai_transport` does the same for the OpenAI connector's upstream."""
     settings = settings if settings is not None else Settings()
     configure_logging(settings.log_level)
     settings = _ready_settings(settings)
@@ -92,12 +95,15 @@ def create_app(
     )
 
     mcp = MCPEndpoint()
+    credentials = _credentials(settings)
+    openai = OpenAIConnector(settings, credentials, transport=openai_transport)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
         await mcp.aclose()
         await upstream.aclose()
+        await openai.aclose()
 
     app = FastAPI(
         title="Podcast plugin proxy",
@@ -109,12 +115,11 @@ def create_app(
         # Off unless asked for: FastAPI checks for OpenTelemetry providers on every request.
         telemetry=None if settings.otel_enabled else _NO_TELEMETRY,
     )
-    app.state.services = Services(
-        settings=settings, credentials=_credentials(settings), upstream=upstream
-    )
+    app.state.services = Services(settings=settings, credentials=credentials, upstream=upstream)
     app.router.routes.extend(public_routes())
     app.router.routes.extend(OperationRoute(operation) for operation in OPERATIONS)
     app.router.routes.append(Route(MCP_PATH, mcp, include_in_schema=False))
+    app.router.routes.extend(openai.routes)
     app.add_exception_handler(ServiceError, handle_service)
     app.add_exception_handler(HTTPException, handle_http)
     app.add_middleware(

@@ -11,9 +11,10 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from app.credentials import SecretRef
 from app.security import SECRET_ADVICE, is_strong_secret
 
-__all__ = ["DEFAULT_UPSTREAM", "Settings"]
+__all__ = ["DEFAULT_OPENAI_UPSTREAM", "DEFAULT_UPSTREAM", "Settings"]
 
 DEFAULT_UPSTREAM = "https://listen-api.listennotes.com/api/v2"
+DEFAULT_OPENAI_UPSTREAM = "https://api.openai.com/v1"
 
 
 def _split_csv(value: object) -> object:
@@ -64,12 +65,38 @@ class Settings(BaseSettings):
     contact_email: str = "support@example.com"
     log_level: str = "INFO"
 
+    # --- OpenAI connector (app/connectors/openai/). Kept apart: moves into the connector. ---
+    openai_api_key: SecretStr | None = Field(
+        default=None, description="OpenAI key. Absent (and no reference): sample data."
+    )
+    openai_api_key_ref: str | None = Field(
+        default=None, description="AWS reference to the OpenAI key: ssm:/name or an ARN."
+    )
+    openai_base_url: AnyHttpUrl = Field(
+        default=AnyHttpUrl(DEFAULT_OPENAI_UPSTREAM),
+        description="Any OpenAI-compatible API (Azure OpenAI v1, Ollama, vLLM), with its /v1.",
+    )
+    openai_organization: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,128}$")
+    openai_project: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,128}$")
+    openai_default_model: str = Field(
+        default="gpt-4o-mini",
+        min_length=1,
+        max_length=128,
+        description="For /openai/chat, and for a JSON request that needs a model and has none.",
+    )
+    openai_timeout: float = Field(
+        default=60.0, gt=0, le=110, description="Seconds; under Power Platform's 120 s."
+    )
+    openai_max_json_bytes: int = Field(
+        default=2 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024, description="Largest JSON body."
+    )
+
     @field_validator("chatgpt_secret", "cors_origins", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         return _split_csv(value)
 
-    @field_validator("listen_api_key_ref", "chatgpt_secret_ref")
+    @field_validator("listen_api_key_ref", "chatgpt_secret_ref", "openai_api_key_ref")
     @classmethod
     def _valid_ref(cls, value: str | None) -> str | None:
         if value is None or not value.strip():
@@ -77,7 +104,9 @@ class Settings(BaseSettings):
         SecretRef.parse(value)  # raises ValueError with the accepted forms
         return value.strip()
 
-    @field_validator("listen_api_key", mode="before")
+    @field_validator(
+        "listen_api_key", "openai_api_key", "openai_organization", "openai_project", mode="before"
+    )
     @classmethod
     def _blank_is_absent(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -107,3 +136,12 @@ class Settings(BaseSettings):
     @property
     def upstream_base(self) -> str:
         return str(self.listen_api_base_url).rstrip("/")
+
+    @property
+    def openai_sample_mode(self) -> bool:
+        """True when no OpenAI key is set: the OpenAI routes answer from sample data."""
+        return self.openai_api_key is None and self.openai_api_key_ref is None
+
+    @property
+    def openai_base(self) -> str:
+        return str(self.openai_base_url).rstrip("/")

@@ -20,6 +20,7 @@ from app.settings import Settings
 SECRET = "test-secret-3f9a7c1e5b2d4086"
 OTHER_SECRET = "rotated-secret-8d6e4f2a0c1b3957"
 UPSTREAM_KEY = "upstream-key-71c5e2a9d0b84f63"
+OPENAI_KEY = "sk-proj-upstream-5e0b7c2d94a1f386"
 UPSTREAM = "https://listen-api.example.test/api/v2"
 AUTH = {"Authorization": f"Bearer {SECRET}"}
 
@@ -35,6 +36,14 @@ ENV_VARS = (
     "PUBLIC_BASE_URL",
     "UPSTREAM_TIMEOUT",
     "CORS_ORIGINS",
+    "OPENAI_API_KEY",
+    "OPENAI_API_KEY_REF",
+    "OPENAI_BASE_URL",
+    "OPENAI_ORGANIZATION",
+    "OPENAI_PROJECT",
+    "OPENAI_DEFAULT_MODEL",
+    "OPENAI_TIMEOUT",
+    "OPENAI_MAX_JSON_BYTES",
 )
 
 
@@ -61,7 +70,7 @@ def make_settings(**overrides: Any) -> Settings:
 class LeakGuard:
     """Every app log line and every TestClient answer (headers and body) of one test."""
 
-    SECRETS = (SECRET, OTHER_SECRET, UPSTREAM_KEY)
+    SECRETS = (SECRET, OTHER_SECRET, UPSTREAM_KEY, OPENAI_KEY)
 
     def __init__(self) -> None:
         self.texts: list[str] = []

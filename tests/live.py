@@ -39,7 +39,7 @@ def live_server(env: dict[str, str], log: Path) -> Iterator[LiveServer]:
     clean = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("LISTEN_", "CHATGPT_", "PUBLIC_", "UPSTREAM_"))
+        if not k.startswith(("LISTEN_", "CHATGPT_", "PUBLIC_", "UPSTREAM_", "OPENAI_"))
     }
     command = [
         sys.executable,

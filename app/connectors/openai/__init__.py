@@ -1,1 +1,1 @@
-"""The OpenAI connector: an OpenAI-compatible gateway and its sample-data transport."""
+"""The OpenAI connector: OpenAI-compatible routes, a simple chat operation, sample data."""

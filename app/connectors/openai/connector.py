@@ -1,0 +1,102 @@
+"""The OpenAI connector assembled from settings: its upstream, its routes, its startup line."""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import urlsplit
+
+import httpx
+from starlette.routing import BaseRoute, Route
+
+from app.connectors.openai.auth import authenticate
+from app.connectors.openai.chat import SimpleChat
+from app.connectors.openai.gateway import Gateway
+from app.connectors.openai.upstream import OpenAIUpstream
+from app.credentials import Credentials, SecretRef, StoredSecret
+from app.settings import Settings
+
+__all__ = ["CHAT_PATH", "OpenAIConnector"]
+
+log = logging.getLogger("app.openai")
+
+CHAT_PATH = "/openai/chat"
+
+
+def _sample_transport(base_url: str) -> httpx.AsyncBaseTransport | None:
+    try:
+        # Imported only in sample mode; worker B's module (the bundled sample answers).
+        from app.connectors.openai.sample import OpenAISampleTransport  # type: ignore[import-not-found,import-untyped,unused-ignore]
+    except ImportError:
+        return None
+    transport: httpx.AsyncBaseTransport = OpenAISampleTransport(prefix=urlsplit(base_url).path)
+    return transport
+
+
+class OpenAIConnector:
+    """Everything the app needs from the OpenAI connector: `routes` and `aclose()`.
+
+    `transport` replaces the network (tests); without a key the sample data is the
+    transport; with neither, the routes answer 503 rather than call out without a key.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        caller_credentials: Credentials,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        key = settings.openai_api_key
+        key_ref = (
+            StoredSecret(SecretRef.parse(settings.openai_api_key_ref), settings.secret_ttl)
+            if settings.openai_api_key_ref
+            else None
+        )
+        self._credentials = Credentials(
+            upstream_key=key.get_secret_value() if key is not None else None,
+            upstream_key_ref=key_ref,
+        )
+        base = settings.openai_base
+        if settings.openai_sample_mode and transport is None:
+            transport = _sample_transport(base)
+            available = transport is not None
+            source = "sample data" if available else "no sample data installed: routes answer 503"
+            log.warning("OpenAI connector: no OPENAI_API_KEY, %s", source)
+        else:
+            available = True
+            where = f"reference {key_ref.ref}" if key_ref else "OPENAI_API_KEY"
+            log.info("OpenAI connector: live, upstream %s, key from %s", base, where)
+        self.upstream = (
+            OpenAIUpstream(
+                base,
+                timeout=settings.openai_timeout,
+                key=self._credentials.upstream_key,
+                transport=transport,
+                organization=settings.openai_organization,
+                project=settings.openai_project,
+            )
+            if available
+            else None
+        )
+        gateway = Gateway(
+            self.upstream,
+            caller_credentials,
+            authenticate=authenticate,
+            default_model=settings.openai_default_model,
+            max_json_bytes=settings.openai_max_json_bytes,
+            upstream_key_hint=key.get_secret_value() if key is not None else None,
+        )
+        chat = SimpleChat(
+            self.upstream,
+            caller_credentials,
+            authenticate=authenticate,
+            default_model=settings.openai_default_model,
+        )
+        self.routes: list[BaseRoute] = [
+            Route(CHAT_PATH, chat.__call__, methods=["POST"], include_in_schema=False),
+            Route("/openai/{rest:path}", gateway, include_in_schema=False),
+        ]
+
+    async def aclose(self) -> None:
+        if self.upstream is not None:
+            await self.upstream.aclose()
