@@ -35,6 +35,7 @@ USER 10001
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=3s --start-period=10s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2)"]
-# One worker per container: scale with containers. The app logs one JSON line per
-# request, so uvicorn's own access log is off.
-CMD ["python", "-m", "uvicorn", "app.main:app", "--host", "0.0.0.0", "--port", "8000", "--no-access-log"]
+# One worker per container: scale with containers. `python -m app serve` is uvicorn with
+# request heads bounded in size and time (MAX_HEADER_BYTES, HEADER_TIMEOUT) and its access
+# log off (the app logs one JSON line per request).
+CMD ["python", "-m", "app", "serve", "--host", "0.0.0.0", "--port", "8000"]

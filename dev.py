@@ -70,22 +70,11 @@ def _run(step: str, argv: list[str]) -> int:
 
 
 def serve(args: list[str]) -> int:
-    host = os.environ.get("HOST", "127.0.0.1")
-    port = os.environ.get("PORT", "8000")
-    # The app writes one structured line per request; uvicorn's own would repeat it (with
-    # the query string), so it is off.
-    argv = [
-        str(BIN / "uvicorn"),
-        "app.main:app",
-        "--host",
-        host,
-        "--port",
-        port,
-        "--no-access-log",
-        *args,
-    ]
+    # `python -m app serve` (HOST, PORT; --host, --port): uvicorn with bounded request heads,
+    # exactly as the container runs it.
+    argv = [str(PYTHON), "-m", "app", "serve", *args]
     os.chdir(ROOT)
-    os.execv(argv[0], argv)  # replaces this process with uvicorn
+    os.execv(argv[0], argv)  # replaces this process with the server
 
 
 def _host_arch() -> str:

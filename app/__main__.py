@@ -1,22 +1,54 @@
-"""Command line: `python -m app export powerplatform --out DIR --base-url URL`."""
+"""Command line.
+
+python -m app serve [--host 127.0.0.1] [--port 8000]    the service (HOST, PORT)
+python -m app export powerplatform --out DIR --base-url URL
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from app import __version__
 
 
+def _env_port() -> int:
+    raw = os.environ.get("PORT", "8000")
+    if not raw.isascii() or not raw.isdigit() or not 0 < int(raw) < 65536:
+        sys.exit(f"PORT must be a port number (1-65535), not {raw!r}")
+    return int(raw)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m app", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m app",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="serve the API (uvicorn, bounded request heads)")
+    serve.add_argument("--host", help="default: env HOST, else 127.0.0.1")
+    serve.add_argument("--port", type=int, help="default: env PORT, else 8000")
+    serve.add_argument(
+        "--log-level",
+        default="info",
+        choices=["critical", "error", "warning", "info", "debug", "trace"],
+        help="uvicorn's own log level (the app's is LOG_LEVEL)",
+    )
     export = commands.add_parser("export", help="write the service's definition for a platform")
     export.add_argument("platform", choices=["powerplatform"])
     export.add_argument("--out", type=Path, required=True, help="folder to write into")
     export.add_argument("--base-url", required=True, help="the service's public base URL")
     args = parser.parse_args(argv)
+    if args.command == "serve":
+        from app.server import serve as run_server
+
+        host = args.host or os.environ.get("HOST", "127.0.0.1")
+        port = args.port if args.port is not None else _env_port()
+        run_server(host, port, log_level=args.log_level)
+        return 0
 
     from app.powerplatform import export as export_powerplatform
 

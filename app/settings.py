@@ -55,6 +55,20 @@ class Settings(BaseSettings):
         default=None, description="Public origin (and prefix) of this service; else per request."
     )
     upstream_timeout: float = Field(default=10.0, gt=0, le=40)
+    # Served by `python -m app serve` (app/server.py) only: on Lambda, API Gateway and ALBs
+    # bound request heads themselves.
+    max_header_bytes: int = Field(
+        default=16 * 1024,
+        ge=4 * 1024,
+        le=1024 * 1024,
+        description="Largest request line + header fields accepted; larger answers 431.",
+    )
+    header_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="Seconds a request's headers may take to arrive; then 408 and closed.",
+    )
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["https://chat.openai.com", "https://chatgpt.com"]
     )

@@ -1,10 +1,12 @@
 """Throughput, latency and memory of the proxy, side by side with the Python floor.
 
-    python3 dev.py bench throughput [--duration 10]
+    python3 dev.py bench throughput [--duration 10] [--plain-httptools]
 
 On loopback, in one run, on the same upstream stub (nginx serving a realistic 10-result
 search answer built from the bundled sample data, as fast as it can):
-  1. the proxy: uvicorn, one worker, as the Dockerfile runs it in production;
+  1. the proxy: `python -m app serve` (uvicorn, one worker, request heads bounded), as the
+     Dockerfile runs it in production; with --plain-httptools also the same app under
+     uvicorn's own httptools protocol (no head bounds), to price the bounds;
   2. the floor: bench/floor_app.py, Starlette + one aiohttp session, no validation;
   3. the upstream stub directly.
 wrk loads each at 1 and 16 connections (req/s, p50, p99). Then the proxy's RSS is read
@@ -129,24 +131,21 @@ http {{
         process.wait(10)
 
 
+# How each server is started (then --host, --port and --log-level are added).
+SERVE = [sys.executable, "-m", "app", "serve"]  # the proxy, as production starts it
+
+
+def plain_uvicorn(app: str) -> list[str]:
+    """uvicorn's own httptools protocol, no bounds on request heads."""
+    return [sys.executable, "-m", "uvicorn", app, "--http", "httptools", "--no-access-log"]
+
+
 @contextlib.contextmanager
 def uvicorn(
-    app: str, port: int, env: dict[str, str], log: Path
+    launch: list[str], port: int, env: dict[str, str], log: Path
 ) -> Iterator[subprocess.Popen[bytes]]:
-    command = [
-        *SERVER_CORE,
-        sys.executable,
-        "-m",
-        "uvicorn",
-        app,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--no-access-log",
-        "--log-level",
-        "warning",
-    ]
+    where = ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    command = [*SERVER_CORE, *launch, *where]
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **env}
     with log.open("wb") as sink:
         process = subprocess.Popen(command, env=full_env, cwd=ROOT, stdout=sink, stderr=sink)
@@ -222,6 +221,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per wrk run")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (medians)")
+    parser.add_argument(
+        "--plain-httptools",
+        action="store_true",
+        help="also run the proxy under uvicorn's plain httptools protocol (no head bounds)",
+    )
     args = parser.parse_args()
     ensure_tools()
     results: dict[str, dict[str, dict[str, float]]] = {}
@@ -230,26 +234,26 @@ def main() -> int:
         work = Path(tmp)
         with nginx(work, free_port()) as upstream:
             base = f"{upstream}/api/v2"
-            targets = {
-                "proxy": (
-                    "app.main:app",
-                    {
-                        "LISTEN_API_KEY": "bench-upstream-key",
-                        "LISTEN_API_BASE_URL": base,
-                        "CHATGPT_SECRET": SECRET,
-                    },
-                ),
-                "floor": ("bench.floor_app:app", {"UPSTREAM": base}),
+            proxy_env = {
+                "LISTEN_API_KEY": "bench-upstream-key",
+                "LISTEN_API_BASE_URL": base,
+                "CHATGPT_SECRET": SECRET,
             }
+            targets = {"proxy": (SERVE, proxy_env)}
+            if args.plain_httptools:
+                targets["httptools"] = (plain_uvicorn("app.main:app"), proxy_env)
+            targets["floor"] = (plain_uvicorn("bench.floor_app:app"), {"UPSTREAM": base})
             runs: dict[str, dict[str, list[dict[str, float]]]] = {
                 name: {"c1": [], "c16": []} for name in (*targets, "upstream")
             }
             with contextlib.ExitStack() as servers:
                 urls: dict[str, str] = {}
                 pids: dict[str, int] = {}
-                for name, (app, env) in targets.items():
+                for name, (launch, env) in targets.items():
                     port = free_port()
-                    process = servers.enter_context(uvicorn(app, port, env, work / f"{name}.log"))
+                    process = servers.enter_context(
+                        uvicorn(launch, port, env, work / f"{name}.log")
+                    )
                     urls[name], pids[name] = f"http://127.0.0.1:{port}{QUERY}", process.pid
                     wrk(urls[name], 16, 2)  # warm-up: connections, caches, first-use builds
                 urls["upstream"] = f"{upstream}{QUERY}"
@@ -269,11 +273,10 @@ def main() -> int:
             }
 
     report(results, memory, args.duration)
-    print(
-        f"rounds: {args.rounds}; per-run req/s at 16 connections: proxy "
-        f"{[round(r['rps']) for r in runs['proxy']['c16']]}, floor "
-        f"{[round(r['rps']) for r in runs['floor']['c16']]}"
+    per_run = ", ".join(
+        f"{name} {[round(r['rps']) for r in runs[name]['c16']]}" for name in targets
     )
+    print(f"rounds: {args.rounds}; per-run req/s at 16 connections: {per_run}")
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
     (out / "throughput.json").write_text(
@@ -298,6 +301,15 @@ def report(
                 f" {r['errors']:8.0f}"
             )
     proxy, floor = results["proxy"], results["floor"]
+    if "httptools" in results:  # what bounding request heads costs, same run
+        plain = results["httptools"]
+        print(
+            "\nproxy (bounded heads) / plain httptools: req/s "
+            f"{proxy['c1']['rps'] / plain['c1']['rps']:.3f}x at 1 connection, "
+            f"{proxy['c16']['rps'] / plain['c16']['rps']:.3f}x at 16; p50 "
+            f"{proxy['c1']['p50_ms'] / plain['c1']['p50_ms']:.3f}x at 1, "
+            f"{proxy['c16']['p50_ms'] / plain['c16']['p50_ms']:.3f}x at 16"
+        )
     throughput = proxy["c16"]["rps"] / floor["c16"]["rps"]
     latency = proxy["c1"]["p50_ms"] / floor["c1"]["p50_ms"]
     growth = memory["rss_after_20000"] - memory["rss_after_10000"]

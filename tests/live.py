@@ -1,4 +1,5 @@
-"""The real service as a subprocess on loopback (uvicorn, as production runs it)."""
+"""The real service as a subprocess on loopback, started as production starts it
+(`python -m app serve`: uvicorn with bounded request heads)."""
 
 from __future__ import annotations
 
@@ -34,23 +35,25 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def live_server(env: dict[str, str], log: Path) -> Iterator[LiveServer]:
-    """uvicorn serving app.main:app with `env` (and nothing of the caller's settings)."""
+    """`python -m app serve` with `env` (and nothing of the caller's settings)."""
     port = free_port()
     clean = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("LISTEN_", "CHATGPT_", "PUBLIC_", "UPSTREAM_", "OPENAI_"))
+        if not k.startswith(
+            ("LISTEN_", "CHATGPT_", "PUBLIC_", "UPSTREAM_", "OPENAI_")
+            + ("MAX_HEADER_BYTES", "HEADER_TIMEOUT")
+        )
     }
     command = [
         sys.executable,
         "-m",
-        "uvicorn",
-        "app.main:app",
+        "app",
+        "serve",
         "--host",
         "127.0.0.1",
         "--port",
         str(port),
-        "--no-access-log",
     ]
     with log.open("wb") as sink:
         process = subprocess.Popen(

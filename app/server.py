@@ -1,0 +1,192 @@
+"""The HTTP server: uvicorn with httptools, plus a bound on each request's head.
+
+uvicorn's httptools protocol reads a request line and header fields of any size for as long
+as the client cares to send them: a header that never ends grows the process by its length,
+and a client trickling bytes holds its connection forever. `HeadLimitedProtocol` adds two
+bounds, both enforced before the app sees anything, so neither needs a bearer secret:
+
+- size: a head larger than `max_header_bytes` is answered `431` (the project's error shape)
+  and the connection is closed without reading the rest;
+- time: a head not complete `header_timeout` seconds after its first byte (after the
+  connection opened, for the first request) is answered `408` and closed; a connection that
+  sent nothing is closed silently. Keep-alive idle time stays uvicorn's.
+
+`python -m app serve` runs it; the Dockerfile, `dev.py serve`, the tests' live server and the
+benchmark all go through there. On AWS Lambda none of this runs: API Gateway and ALBs bound
+request heads themselves. Importing this module imports uvicorn, so the Lambda handler's
+import path (app.main) never imports it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import httptools
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from app.settings import Settings
+
+__all__ = ["HeadLimitedProtocol", "serve"]
+
+DEFAULT_MAX_HEADER_BYTES = 16 * 1024
+DEFAULT_HEADER_TIMEOUT = 10.0
+
+
+class _HeadTooLarge(Exception):
+    """Raised from a parser callback to stop parsing an oversized head."""
+
+
+def _error_answer(status: int, code: str, message: str) -> bytes:
+    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    return b"".join(
+        [
+            STATUS_LINE[status],
+            b"content-type: application/json\r\n",
+            b"content-length: %d\r\n" % len(body),
+            b"connection: close\r\n\r\n",
+            body,
+        ]
+    )
+
+
+def _too_large_answer(max_header_bytes: int) -> bytes:
+    message = f"Request headers exceed {max_header_bytes} bytes."
+    return _error_answer(431, "headers_too_large", message)
+
+
+def _too_slow_answer(header_timeout: float) -> bytes:
+    message = f"Request headers did not arrive within {header_timeout:g} s."
+    return _error_answer(408, "header_timeout", message)
+
+
+class HeadLimitedProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with a size and a time bound on every request head.
+
+    Size is checked twice. While a head is incomplete, every whole chunk read after the one
+    it began in counts in full, so at most one read (256 KiB) more than the limit is ever
+    held. When the head completes, its request line and fields are measured exactly, unless
+    it began and ended in one read no larger than the limit (the common case, checked for
+    free).
+    """
+
+    max_header_bytes = DEFAULT_MAX_HEADER_BYTES
+    header_timeout = DEFAULT_HEADER_TIMEOUT
+    _too_large = _too_large_answer(DEFAULT_MAX_HEADER_BYTES)
+    _too_slow = _too_slow_answer(DEFAULT_HEADER_TIMEOUT)
+
+    @classmethod
+    def configured(cls, max_header_bytes: int, header_timeout: float) -> type[HeadLimitedProtocol]:
+        """A subclass with these bounds (uvicorn takes a class, not an instance)."""
+        bounds = {
+            "max_header_bytes": max_header_bytes,
+            "header_timeout": header_timeout,
+            "_too_large": _too_large_answer(max_header_bytes),
+            "_too_slow": _too_slow_answer(header_timeout),
+        }
+        return type(cls.__name__, (cls,), bounds)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._head_open = False  # a request's first byte arrived, its headers have not ended
+        self._head_fresh = False  # ... and it began in the read being parsed now
+        self._head_bytes = 0  # bytes of the open head counted so far (whole reads)
+        self._read_size = 0
+        self._head_deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._head_deadline = self.loop.call_later(self.header_timeout, self._head_timed_out)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_deadline()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        self._unset_keepalive_if_required()
+        self._head_fresh = False
+        self._read_size = len(data)
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+            return
+        except httptools.HttpParserError as error:
+            if isinstance(error.__context__, _HeadTooLarge):
+                self._refuse(self._too_large)
+            else:
+                msg = "Invalid HTTP request received."
+                self.logger.warning(msg)
+                self.send_400_response(msg)
+            return
+        if self._head_open and not self.transport.is_closing():
+            if not self._head_fresh:
+                self._head_bytes += len(data)
+                if self._head_bytes > self.max_header_bytes:
+                    self._refuse(self._too_large)
+                    return
+            if self._head_deadline is None:  # none yet: this head began in this read
+                self._head_deadline = self.loop.call_later(
+                    self.header_timeout, self._head_timed_out
+                )
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._head_open = True
+        self._head_fresh = True
+        self._head_bytes = 0
+
+    def on_headers_complete(self) -> None:
+        fits_one_read = self._head_fresh and self._read_size <= self.max_header_bytes
+        if not fits_one_read and self._head_size() > self.max_header_bytes:
+            raise _HeadTooLarge
+        self._head_open = False
+        self._cancel_deadline()
+        super().on_headers_complete()
+
+    def _head_size(self) -> int:
+        """The request line and header fields as sent, give or take optional whitespace."""
+        request_line = len(self.url) + 20  # method, spaces, HTTP version, CRLF
+        return request_line + sum(len(name) + len(value) + 4 for name, value in self.headers)
+
+    def _cancel_deadline(self) -> None:
+        if self._head_deadline is not None:
+            self._head_deadline.cancel()
+            self._head_deadline = None
+
+    def _head_timed_out(self) -> None:
+        self._head_deadline = None
+        if self.transport.is_closing():
+            return
+        if self._head_open:
+            self._refuse(self._too_slow)
+        elif self.cycle is None:  # connected and said nothing
+            self.transport.close()
+
+    def _refuse(self, answer: bytes) -> None:
+        """Answer and close: the unread rest of the head is discarded by the kernel."""
+        self._cancel_deadline()
+        self._head_open = False
+        self.transport.write(answer)
+        self.transport.close()
+
+
+def serve(host: str, port: int, *, log_level: str = "info") -> None:
+    """Serve app.main:app on host:port until interrupted, with the head bounds of `Settings`."""
+    settings = Settings()
+    protocol = HeadLimitedProtocol.configured(settings.max_header_bytes, settings.header_timeout)
+    # The app writes one structured line per request; uvicorn's own would repeat it (with
+    # the query string), so it is off.
+    uvicorn.run(
+        "app.main:app",
+        host=host,
+        port=port,
+        http=protocol,
+        access_log=False,
+        log_level=log_level,
+    )
