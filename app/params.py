@@ -2,16 +2,30 @@
 
 A parameter model is the whole contract of an operation's input. Fields carry the upstream
 parameter names, so a validated model is forwarded as it is; anything not declared here
-is never forwarded. Bounds are checked before any upstream call.
+is never forwarded. Bounds are checked before any upstream call. Every check is one the
+published schema states (`minimum`, `maxLength`, `pattern`, ...), so the spec and the
+code accept the same values.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+)
+from pydantic_core import PydanticCustomError
 
 __all__ = [
+    "ASCII_DIGITS",
     "BestPodcastsParams",
     "GenresParams",
     "IdParams",
@@ -23,28 +37,74 @@ __all__ = [
 ]
 
 _NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"
+_DIGITS = re.compile(r"[0-9]{1,18}")
+_MAX_ITEMS = 20
 
 
-def _id_list(allowed: frozenset[str] | None = None, numeric: bool = False) -> AfterValidator:
-    def check(value: str) -> str:
-        items = [item.strip() for item in value.split(",")]
-        if not all(items):
-            raise ValueError("must be a comma-separated list with no empty items")
-        if numeric and not all(item.isdigit() and len(item) <= 6 for item in items):
-            raise ValueError("must be comma-separated genre ids, e.g. 68,82")
-        if allowed is not None and not set(items) <= allowed:
-            raise ValueError(f"items must be among {', '.join(sorted(allowed))}")
-        if len(items) > 20:
-            raise ValueError("at most 20 items")
-        return ",".join(items)
-
-    return AfterValidator(check)
+def _whole_number(value: object) -> object:
+    # From a query string, ASCII digits only: pydantic alone would also take "+5", " 5 ",
+    # "5.0" and "1_000". JSON numbers (MCP arguments) go on to pydantic's integer check,
+    # which takes what JSON Schema calls an integer (5, 5.0) but never a boolean.
+    if isinstance(value, bool):
+        raise PydanticCustomError("whole_number", "must be a whole number, not true or false")
+    if isinstance(value, str):
+        if _DIGITS.fullmatch(value) is None:
+            raise PydanticCustomError("whole_number", "must be a whole number in digits 0-9")
+        return int(value)
+    return value
 
 
-Switch = Annotated[int, Field(ge=0, le=1)]
-Hours = Annotated[int, Field(ge=0, le=24 * 365)]
-Minutes = Annotated[int, Field(ge=0, le=24 * 60)]
-EpochMs = Annotated[int, Field(ge=0, le=10**14)]
+ASCII_DIGITS = BeforeValidator(_whole_number)
+"""Last in every integer parameter's `Annotated[int, Field(ge=…, le=…), ASCII_DIGITS]`
+(after the bounds, which then stay `minimum` and `maximum` in the published schema)."""
+
+Switch = Annotated[int, Field(ge=0, le=1), ASCII_DIGITS]
+Hours = Annotated[int, Field(ge=0, le=24 * 365), ASCII_DIGITS]
+Minutes = Annotated[int, Field(ge=0, le=24 * 60), ASCII_DIGITS]
+EpochMs = Annotated[int, Field(ge=0, le=10**14), ASCII_DIGITS]
+Offset = Annotated[int, Field(ge=0, le=10_000), ASCII_DIGITS]
+PageSize = Annotated[int, Field(ge=1, le=10), ASCII_DIGITS]
+Page = Annotated[int, Field(ge=1, le=100), ASCII_DIGITS]
+EpisodeCount = Annotated[int, Field(ge=0, le=100_000), ASCII_DIGITS]
+GenreId = Annotated[int, Field(ge=0, le=999_999), ASCII_DIGITS]
+
+
+def _comma_list_pattern(item: str) -> str:
+    """1 to 20 comma-separated `item`s, each with optional spaces around it."""
+    return rf"^ *(?:{item}) *(?:, *(?:{item}) *){{0,{_MAX_ITEMS - 1}}}$"
+
+
+def _explained(message: str) -> WrapValidator:
+    """The field's `pattern` decides; a mismatch is explained in words, not as a regex."""
+
+    def check(value: object, handler: ValidatorFunctionWrapHandler) -> object:
+        try:
+            return handler(value)
+        except ValidationError as error:
+            if any(item["type"] == "string_pattern_mismatch" for item in error.errors()):
+                raise PydanticCustomError("comma_list", message) from None
+            raise
+
+    return WrapValidator(check)
+
+
+def _without_spaces(value: str) -> str:
+    return ",".join(item.strip(" ") for item in value.split(","))
+
+
+# The `pattern` is exactly what the code accepts, and what the spec publishes.
+GenreIds = Annotated[
+    str,
+    Field(max_length=200, pattern=_comma_list_pattern("[0-9]{1,6}")),
+    _explained(f"must be 1 to {_MAX_ITEMS} comma-separated genre ids (digits 0-9), e.g. 68,82"),
+    AfterValidator(_without_spaces),
+]
+SearchFields = Annotated[
+    str,
+    Field(max_length=60, pattern=_comma_list_pattern("title|description|author|audio")),
+    _explained("must be comma-separated names among title, description, author, audio"),
+    AfterValidator(_without_spaces),
+]
 Language = Annotated[
     str,
     Field(
@@ -95,8 +155,8 @@ class _Search(Params):
     sort_by_date: Switch | None = Field(
         None, description="1 to sort newest first, 0 (default) to sort by relevance."
     )
-    offset: int | None = Field(
-        None, ge=0, le=10_000, description="Offset for pagination: next_offset of the last page."
+    offset: Offset | None = Field(
+        None, description="Offset for pagination: next_offset of the last page."
     )
     len_min: Minutes | None = Field(None, description="Minimum audio length, in minutes.")
     len_max: Minutes | None = Field(None, description="Maximum audio length, in minutes.")
@@ -106,21 +166,15 @@ class _Search(Params):
     published_after: EpochMs | None = Field(
         None, description="Only items published after this time, in ms since the epoch."
     )
-    only_in: (
-        Annotated[str, _id_list(frozenset({"title", "description", "author", "audio"}))] | None
-    ) = Field(
-        None,
-        max_length=60,
-        description="Comma-separated fields to search in: title, description, author, audio.",
+    only_in: SearchFields | None = Field(
+        None, description="Comma-separated fields to search in: title, description, author, audio."
     )
     language: Language | None = None
     region: Region | None = None
-    genre_ids: Annotated[str, _id_list(numeric=True)] | None = Field(
-        None,
-        max_length=200,
-        description="Comma-separated genre ids from getGenres, e.g. 68,82.",
+    genre_ids: GenreIds | None = Field(
+        None, description="Comma-separated genre ids from getGenres, e.g. 68,82."
     )
-    page_size: int | None = Field(None, ge=1, le=10, description="Results per page, 1 to 10.")
+    page_size: PageSize | None = Field(None, description="Results per page, 1 to 10.")
     safe_mode: Switch | None = Field(None, description="1 to exclude explicit content.")
 
 
@@ -131,8 +185,8 @@ class SearchEpisodesParams(_Search):
 
 
 class SearchPodcastsParams(_Search):
-    episode_count_min: int | None = Field(None, ge=0, le=100_000, description="Minimum episodes.")
-    episode_count_max: int | None = Field(None, ge=0, le=100_000, description="Maximum episodes.")
+    episode_count_min: EpisodeCount | None = Field(None, description="Minimum episodes.")
+    episode_count_max: EpisodeCount | None = Field(None, description="Maximum episodes.")
     update_freq_min: Hours | None = Field(
         None, description="Minimum hours between episodes (publishing frequency)."
     )
@@ -142,10 +196,10 @@ class SearchPodcastsParams(_Search):
 
 
 class BestPodcastsParams(Params):
-    genre_id: int | None = Field(
-        None, ge=0, le=999_999, description="Genre id from getGenres. Omit for all genres."
+    genre_id: GenreId | None = Field(
+        None, description="Genre id from getGenres. Omit for all genres."
     )
-    page: int | None = Field(None, ge=1, le=100, description="Page number, from 1.")
+    page: Page | None = Field(None, description="Page number, from 1.")
     region: Region | None = None
     publisher_region: Region | None = Field(
         None, description="Two-letter lowercase code of the publisher's region, e.g. gb."

@@ -55,15 +55,18 @@ def _parameters(operation: Operation) -> list[JSON]:
         prop = dict(prop)
         description = prop.pop("description", "")
         location = "path" if name in operation.path_params else "query"
-        found.append(
-            {
-                "name": name,
-                "in": location,
-                "required": name in required or location == "path",
-                "description": description,
-                "schema": prop,
-            }
-        )
+        parameter: JSON = {
+            "name": name,
+            "in": location,
+            "required": name in required or location == "path",
+            "description": description,
+            "schema": prop,
+        }
+        if not parameter["required"]:
+            # `Operation.parse` takes `?name=` as leaving it out, on purpose (ChatGPT and
+            # Power Platform send empty optional values); the contract says so.
+            parameter["allowEmptyValue"] = True
+        found.append(parameter)
     return found
 
 

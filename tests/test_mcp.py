@@ -108,6 +108,26 @@ def test_failures_are_tool_errors_with_the_http_message(
 
 
 @pytest.mark.parametrize("mode", ERAS)
+def test_integer_arguments_are_json_integers(sample_server: LiveServer, mode: str) -> None:
+    arguments = {"page": 1, "genre_id": 0, "safe_mode": 0}
+
+    async def body(client: Client) -> Any:
+        numbers = await client.call_tool("getBestPodcasts", arguments)
+        as_bool = await client.call_tool("getBestPodcasts", {"page": True})
+        arabic = await client.call_tool("getBestPodcasts", {"page": "١"})
+        fraction = await client.call_tool("getBestPodcasts", {"page": 1.5})
+        return numbers, as_bool, arabic, fraction
+
+    numbers, as_bool, arabic, fraction = with_client(sample_server, mode, body)
+    rest = httpx.get(
+        f"{sample_server.base_url}/api/v2/best_podcasts", params=arguments, headers=AUTH
+    ).json()
+    assert numbers.is_error is False and numbers.structured_content == rest
+    for refused in (as_bool, arabic, fraction):
+        assert refused.is_error and refused.content[0].text.startswith("Invalid parameters: page")
+
+
+@pytest.mark.parametrize("mode", ERAS)
 def test_search_and_fetch_for_deep_research(sample_server: LiveServer, mode: str) -> None:
     async def body(client: Client) -> Any:
         found = await client.call_tool("search", {"query": "compiler"})

@@ -10,7 +10,7 @@ from openapi_spec_validator import validate
 from starlette.testclient import TestClient
 
 from app.operations import OPERATIONS
-from tests.conftest import SECRET, UPSTREAM_KEY, AppFactory
+from tests.conftest import AUTH, SECRET, UPSTREAM_KEY, AppFactory
 
 OPERATION_IDS = {
     "searchEpisodes",
@@ -157,6 +157,17 @@ def test_spec_parameters_are_typed_and_bounded(spec: dict[str, Any]) -> None:
     [id_param] = episode["parameters"]
     assert id_param["in"] == "path" and id_param["required"] is True
     assert id_param["schema"]["pattern"] == "^[0-9a-f]{32}$"
+
+
+def test_spec_says_an_empty_optional_value_counts_as_absent(
+    spec: dict[str, Any], sample_client: TestClient
+) -> None:
+    for path, item in spec["paths"].items():
+        for parameter in item["get"]["parameters"]:
+            assert parameter.get("allowEmptyValue", False) is not parameter["required"], path
+    # What the spec says is what the service does (ChatGPT and Power Platform send these).
+    for url in ("/api/v2/best_podcasts?region=", "/api/v2/genres?top_level_only="):
+        assert sample_client.get(url, headers=AUTH).status_code == 200, url
 
 
 def test_logo_is_a_png(client: TestClient) -> None:
