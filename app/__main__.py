@@ -51,9 +51,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     from app.powerplatform import export as export_powerplatform
+    from app.registry import CONNECTORS
+
+    connector = next(c for c in CONNECTORS if c.name == "podcasts")
 
     try:
-        written = export_powerplatform(args.out, args.base_url, __version__)
+        written = export_powerplatform(args.out, args.base_url, __version__, connector)
     except ValueError as error:
         parser.error(str(error))
     for path in written:

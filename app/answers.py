@@ -1,4 +1,5 @@
-"""The compact answers the service returns, and how upstream JSON becomes one.
+"""Compact answers: the base model, the field types connectors build theirs from, and
+how an upstream's JSON becomes one (validated in Rust, finished, encoded under a cap).
 
 Each model is both the published JSON schema of an answer and its transformation:
 validation aliases rename the upstream's `_original` fields, undeclared upstream fields
@@ -17,11 +18,8 @@ from pydantic import (
     AfterValidator,
     AliasChoices,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
-    Field,
     GetCoreSchemaHandler,
-    OnErrorOmit,
     StringConstraints,
 )
 from pydantic_core import core_schema, to_json
@@ -30,17 +28,20 @@ from app.text import plain_text
 
 __all__ = [
     "MAX_ANSWER_CHARS",
+    "OR_NULL",
     "Answer",
-    "BestPodcastsAnswer",
-    "Episode",
-    "GenresAnswer",
-    "LanguagesAnswer",
-    "Podcast",
-    "RegionsAnswer",
-    "SearchEpisodesAnswer",
-    "SearchPodcastsAnswer",
+    "Blurb",
+    "Flag",
+    "Id",
+    "Int",
+    "Link",
+    "LongText",
+    "Short",
+    "Title",
+    "either",
     "encode_answer",
     "finish",
+    "first",
     "halve_longest_list",
 ]
 
@@ -77,179 +78,38 @@ class _NullOnError:
         return core_schema.with_default_schema(handler(source), default=None, on_error="default")
 
 
-_OR_NULL = _NullOnError()
+OR_NULL = _NullOnError()
 
 
-def _score(value: object) -> int | None:
-    # Free plans get a sentence ("Please upgrade ...") instead of a number: leave it out.
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    return int(value) if isinstance(value, str) and value.isascii() and value.isdigit() else None
-
-
-def _rank(value: object) -> str | None:
-    if isinstance(value, str) and len(value) <= 10 and value[:1].isdigit():
-        return value  # e.g. "0.5%"
-    return None
-
-
-def _first(limit: int) -> AfterValidator:
+def first(limit: int) -> AfterValidator:
     return AfterValidator(lambda items: items[:limit])
 
 
-def _either(name: str) -> AliasChoices:
+def either(name: str) -> AliasChoices:
     # Search results say `title_original`; records say `title`. Accept both, publish one.
     return AliasChoices(f"{name}_original", name)
 
 
 # Checked by pydantic-core (Rust): this runs for every field of every upstream record.
-# An unusable optional value becomes null (`_OR_NULL`) and the record stays; a record that
+# An unusable optional value becomes null (`OR_NULL`) and the record stays; a record that
 # is not an object is left out of a list (OnErrorOmit) or, as the whole answer, refused
 # (502). Python runs only in `finish` (text, on the records kept) and for the scores.
 Title = Annotated[str | None, _text(200)]
 Blurb = Annotated[str | None, _text(300)]
 LongText = Annotated[str | None, _text(2000)]
 Link = Annotated[
-    Annotated[str, StringConstraints(pattern=r"^https?://", max_length=2048)] | None, _OR_NULL
+    Annotated[str, StringConstraints(pattern=r"^https?://", max_length=2048)] | None, OR_NULL
 ]
-Id = Annotated[Annotated[str, StringConstraints(max_length=64)] | None, _OR_NULL]
-Short = Annotated[Annotated[str, StringConstraints(max_length=100)] | None, _OR_NULL]
-Int = Annotated[int | None, _OR_NULL]
-Flag = Annotated[bool | None, _OR_NULL]
-Score = Annotated[int | None, BeforeValidator(_score)]
-Rank = Annotated[str | None, BeforeValidator(_rank)]
+Id = Annotated[Annotated[str, StringConstraints(max_length=64)] | None, OR_NULL]
+Short = Annotated[Annotated[str, StringConstraints(max_length=100)] | None, OR_NULL]
+Int = Annotated[int | None, OR_NULL]
+Flag = Annotated[bool | None, OR_NULL]
 
 
 class Answer(BaseModel):
     """Base of every compact answer: unknown upstream fields are ignored, i.e. dropped."""
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True, defer_build=True)
-
-
-class PodcastRef(Answer):
-    id: Id = Field(None, description="Podcast id (32 hex characters), for getPodcast.")
-    title: Title = Field(None, validation_alias=_either("title"))
-    publisher: Title = Field(None, validation_alias=_either("publisher"))
-    image: Link = None
-    listennotes_url: Link = Field(None, description="The page to link to. Never invent links.")
-    listen_score: Score = None
-    listen_score_global_rank: Rank = None
-
-
-class EpisodeBrief(Answer):
-    id: Id = Field(None, description="Episode id (32 hex characters), for getEpisode.")
-    title: Title = Field(None, validation_alias=_either("title"))
-    description: Blurb = Field(None, validation_alias=_either("description"))
-    audio: Link = Field(None, description="Direct link to the audio file.")
-    audio_length_sec: Int = None
-    pub_date_ms: Int = Field(None, description="Publication time, ms since the epoch.")
-    explicit_content: Flag = None
-    listennotes_url: Link = Field(None, description="The page to link to. Never invent links.")
-
-
-class EpisodeSummary(EpisodeBrief):
-    image: Link = None
-    podcast: Annotated[PodcastRef | None, _OR_NULL] = None
-
-
-class Episode(EpisodeSummary):
-    """One episode in full (justListen, getEpisode). No transcript: it is bulky."""
-
-    description: LongText = Field(None, validation_alias=_either("description"))
-    link: Link = Field(None, description="The episode's page on the publisher's site.")
-
-
-class PodcastSummary(Answer):
-    id: Id = Field(None, description="Podcast id (32 hex characters), for getPodcast.")
-    title: Title = Field(None, validation_alias=_either("title"))
-    publisher: Title = Field(None, validation_alias=_either("publisher"))
-    description: Blurb = Field(None, validation_alias=_either("description"))
-    image: Link = None
-    listennotes_url: Link = Field(None, description="The page to link to. Never invent links.")
-    website: Link = None
-    language: Short = None
-    country: Short = None
-    genre_ids: Annotated[list[OnErrorOmit[int]], _first(20)] = Field(default_factory=list)
-    total_episodes: Int = None
-    latest_episode_id: Id = None
-    latest_pub_date_ms: Int = None
-    earliest_pub_date_ms: Int = None
-    update_frequency_hours: Int = None
-    audio_length_sec: Int = Field(None, description="Average episode length, in seconds.")
-    listen_score: Score = None
-    listen_score_global_rank: Rank = None
-    explicit_content: Flag = None
-
-
-class Podcast(PodcastSummary):
-    """One podcast in full with a page of its episodes (getPodcast)."""
-
-    description: LongText = Field(None, validation_alias=_either("description"))
-    episodes: Annotated[list[OnErrorOmit[EpisodeBrief]], _first(10)] = Field(default_factory=list)
-    next_episode_pub_date: Int = Field(
-        None, description="Pass as next_episode_pub_date to getPodcast for the next episodes."
-    )
-
-
-class SearchEpisodesAnswer(Answer):
-    count: Int = Field(None, description="Results on this page.")
-    total: Int = Field(None, description="Results in all.")
-    next_offset: Int = Field(None, description="Pass as offset for the next page.")
-    results: Annotated[list[OnErrorOmit[EpisodeSummary]], _first(10)] = Field(default_factory=list)
-
-
-class SearchPodcastsAnswer(Answer):
-    count: Int = Field(None, description="Results on this page.")
-    total: Int = Field(None, description="Results in all.")
-    next_offset: Int = Field(None, description="Pass as offset for the next page.")
-    results: Annotated[list[OnErrorOmit[PodcastSummary]], _first(10)] = Field(default_factory=list)
-
-
-class BestPodcastsAnswer(Answer):
-    genre_id: Int = Field(None, validation_alias="id")
-    genre_name: Short = Field(None, validation_alias="name")
-    total: Int = None
-    has_next: Flag = None
-    has_previous: Flag = None
-    page_number: Int = None
-    podcasts: Annotated[list[OnErrorOmit[PodcastSummary]], _first(50)] = Field(default_factory=list)
-
-
-class Genre(Answer):
-    id: Int = None
-    name: Short = None
-    parent_id: Int = None
-
-
-class GenresAnswer(Answer):
-    genres: Annotated[list[OnErrorOmit[Genre]], _first(2000)] = Field(default_factory=list)
-
-
-class LanguagesAnswer(Answer):
-    languages: Annotated[
-        list[OnErrorOmit[Annotated[str, StringConstraints(max_length=100)]]], _first(1000)
-    ] = Field(default_factory=list)
-
-
-class Region(Answer):
-    code: Short = None
-    name: Short = None
-
-
-def _regions(value: object) -> list[dict[str, object]]:
-    # Upstream: {"us": "United States", ...}. A list of objects has fixed properties,
-    # which GPT Actions require of every object schema.
-    if isinstance(value, list):  # already in our shape (an answer being re-read)
-        return [item for item in value if isinstance(item, dict)][:1000]
-    if not isinstance(value, dict):
-        return []
-    return [{"code": code, "name": name} for code, name in list(value.items())[:1000]]
-
-
-class RegionsAnswer(Answer):
-    regions: Annotated[list[OnErrorOmit[Region]], BeforeValidator(_regions)] = Field(
-        default_factory=list
-    )
 
 
 @dataclass(frozen=True, slots=True)

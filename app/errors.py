@@ -4,6 +4,7 @@
     ├── Unauthorized               the caller's bearer secret is missing or wrong
     ├── ServiceLocked              no bearer secret is configured: the proxy stays closed
     ├── CredentialsUnavailable     a stored secret (SSM, Secrets Manager) cannot be read
+    ├── NotOffered                 no hosted connector offers this (e.g. no plugin manifest)
     ├── InvalidParameters          a parameter failed validation before any upstream call
     └── UpstreamError              the upstream API did not give a usable answer
         ├── UpstreamNotFound       it answered 404 (unknown id)
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 __all__ = [
     "CredentialsUnavailable",
     "InvalidParameters",
+    "NotOffered",
     "ParameterProblem",
     "ServiceError",
     "ServiceLocked",
@@ -56,6 +58,11 @@ class Unauthorized(ServiceError):
 class ServiceLocked(ServiceError):
     code = "service_locked"
     message = "This service has no bearer secret configured, so its API is closed."
+
+
+class NotOffered(ServiceError):
+    code = "not_found"
+    message = "This service offers nothing here. See /openapi.json."
 
 
 class CredentialsUnavailable(ServiceError):

@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from app.errors import ServiceError
 from app.observability import current_record
 from app.problems import error_response, handle_service
-from app.security import authorize
+from app.security import authenticate
 from app.services import Services, services_of
 
 __all__ = ["MCP_PATH", "MCPEndpoint"]
@@ -41,10 +41,7 @@ class MCPEndpoint:
         current_record().operation = "mcp"
         services = services_of(request)
         try:
-            authorize(
-                request.headers.getlist("authorization"),
-                await services.credentials.bearer_secrets(),
-            )
+            await authenticate(request.headers, services.credentials)
         except ServiceError as error:
             await (await handle_service(request, error))(scope, receive, send)
             return

@@ -1,4 +1,4 @@
-"""The nine operations as MCP tools, plus `search`/`fetch` for deep-research clients.
+"""Connectors' operations as MCP tools, plus their research tools (`search`/`fetch`).
 
 The only module that imports the MCP SDK; `app.mcp_mount` imports it on the first /mcp
 request, so the REST routes' cold start never pays for it. Each tool is read off its
@@ -23,16 +23,15 @@ from starlette.applications import Starlette
 
 from app import __version__
 from app.answers import MAX_ANSWER_CHARS, halve_longest_list
+from app.connector import ResearchTool, Surface, Upstream
 from app.errors import InvalidParameters, ServiceError
-from app.manifest import DESCRIPTION_FOR_MODEL, NAME_FOR_HUMAN
-from app.operations import OPERATIONS, Operation, operation_named
+from app.operations import Operation
 from app.proxy import call_operation
 from app.services import Services
 from app.spec import json_schema_of
 
 __all__ = ["build_mcp"]
 
-_FETCHABLE = {"episode": "getEpisode", "podcast": "getPodcast"}
 _ENVELOPE = 200  # the JSON-RPC envelope around a result: {"jsonrpc":"2.0","id":...,"result":}
 
 
@@ -59,18 +58,18 @@ def _error(error: ServiceError) -> CallToolResult:
     return _failure(str(error) if isinstance(error, InvalidParameters) else error.message)
 
 
-async def _answer(operation: Operation, arguments: dict[str, Any], services: Services) -> Any:
+async def _answer(operation: Operation, arguments: dict[str, Any], upstream: Upstream) -> Any:
     params = operation.validate({k: v for k, v in arguments.items() if v is not None})
-    answer = await call_operation(operation, params, services)
+    answer = await call_operation(operation, params, upstream)
     return to_jsonable_python(answer, exclude_none=True)
 
 
 def _tool_function(
-    operation: Operation, services: Services
+    operation: Operation, upstream: Upstream
 ) -> Callable[..., Awaitable[CallToolResult]]:
     async def call(**arguments: Any) -> CallToolResult:
         try:
-            return _result(await _answer(operation, arguments, services))
+            return _result(await _answer(operation, arguments, upstream))
         except ServiceError as error:
             return _error(error)
 
@@ -86,96 +85,65 @@ def _tool_function(
     return call
 
 
-async def _search(query: str, services: Services) -> CallToolResult:
-    """Episodes and podcasts for `query`, in the shape deep-research clients expect."""
-    results: list[dict[str, str]] = []
-    try:
-        for name, kind in (("searchEpisodes", "episode"), ("searchPodcasts", "podcast")):
-            data = await _answer(operation_named(name), {"q": query, "page_size": 5}, services)
-            for item in data.get("results", []):
-                if item.get("id") and item.get("listennotes_url"):
-                    results.append(
-                        {
-                            "id": f"{kind}:{item['id']}",
-                            "title": item.get("title", ""),
-                            "url": item["listennotes_url"],
-                        }
-                    )
-    except ServiceError as error:
-        return _error(error)
-    return _result({"results": results})
+def _research_function(
+    tool: ResearchTool, upstream: Upstream
+) -> Callable[..., Awaitable[CallToolResult]]:
+    async def call(**arguments: Any) -> CallToolResult:
+        try:
+            return _result(await tool.run(upstream, arguments[tool.argument]))
+        except ServiceError as error:
+            return _error(error)
 
-
-async def _fetch(id: str, services: Services) -> CallToolResult:
-    """The full compact record for an id from `search` (episode:<hex> or podcast:<hex>)."""
-    kind, _, raw_id = id.strip().partition(":")
-    if kind not in _FETCHABLE:
-        return _failure("id must be episode:<id> or podcast:<id>, as search returns it.")
-    operation = operation_named(_FETCHABLE[kind])  # its parameter model checks raw_id
-    try:
-        record = await _answer(operation, {"id": raw_id}, services)
-    except ServiceError as error:
-        return _error(error)
-    document = {
-        "id": id,
-        "title": record.get("title", ""),
-        "text": json.dumps(record, ensure_ascii=False),
-        "url": record.get("listennotes_url", ""),
-        "metadata": {
-            "kind": kind,
-            "publisher": record.get("publisher") or record.get("podcast", {}).get("publisher", ""),
-        },
-    }
-    return _result(document)
+    call.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [inspect.Parameter(tool.argument, inspect.Parameter.KEYWORD_ONLY, annotation=str)]
+    )
+    call.__name__ = tool.name
+    return call
 
 
 def build_mcp(services: Services, path: str) -> tuple[MCPServer[Any], Starlette]:
     """The MCP server and its Streamable HTTP app (stateless, JSON answers: no SSE, so it
-    works the same under uvicorn and behind API Gateway/Mangum, for both protocol eras)."""
+    works the same under uvicorn and behind API Gateway/Mangum, for both protocol eras).
+    Its tools are the operations and research tools of every connector offered on MCP."""
+    offered = [
+        (connector, started)
+        for connector, started in services.connectors.values()
+        if Surface.MCP in connector.surfaces and started.upstream is not None
+    ]
+    plugin = next((c.plugin for c, _ in offered if c.plugin is not None), None)
     server: MCPServer[Any] = MCPServer(
-        name="podcasts",
-        title=NAME_FOR_HUMAN,
+        name=plugin.name_for_model if plugin else "tools",
+        title=plugin.name_for_human if plugin else None,
         version=__version__,
-        instructions=DESCRIPTION_FOR_MODEL,
+        instructions=plugin.description_for_model if plugin else None,
         log_level="WARNING",
     )
-    for operation in OPERATIONS:
-        server.add_tool(
-            _tool_function(operation, services),
-            name=operation.name,
-            title=operation.title,
-            description=operation.description,
-            annotations=ToolAnnotations(
-                title=operation.title, readOnlyHint=True, openWorldHint=True
-            ),
-        )
-        tool = server._tool_manager.get_tool(operation.name)
-        assert tool is not None  # noqa: S101 - just added
-        tool.parameters = json_schema_of(operation.params)
-        tool.fn_metadata.output_schema = json_schema_of(operation.answer, "serialization")
-
-    async def search(query: str) -> CallToolResult:
-        return await _search(query, services)
-
-    async def fetch(id: str) -> CallToolResult:
-        return await _fetch(id, services)
-
     research = ToolAnnotations(readOnlyHint=True, openWorldHint=True)
-    server.add_tool(
-        search,
-        name="search",
-        title="Search podcasts and episodes",
-        description="Search podcast episodes and podcasts; each result has id, "
-        "title and url. Pass an id to fetch for the full record.",
-        annotations=research,
-    )
-    server.add_tool(
-        fetch,
-        name="fetch",
-        title="Fetch a podcast or episode",
-        description="The full record for an id returned by search.",
-        annotations=research,
-    )
+    for connector, started in offered:
+        upstream = started.upstream
+        assert upstream is not None  # noqa: S101 - filtered above
+        for operation in connector.operations:
+            server.add_tool(
+                _tool_function(operation, upstream),
+                name=operation.name,
+                title=operation.title,
+                description=operation.description,
+                annotations=ToolAnnotations(
+                    title=operation.title, readOnlyHint=True, openWorldHint=True
+                ),
+            )
+            tool = server._tool_manager.get_tool(operation.name)
+            assert tool is not None  # noqa: S101 - just added
+            tool.parameters = json_schema_of(operation.params)
+            tool.fn_metadata.output_schema = json_schema_of(operation.answer, "serialization")
+        for extra in connector.research:
+            server.add_tool(
+                _research_function(extra, upstream),
+                name=extra.name,
+                title=extra.title,
+                description=extra.description,
+                annotations=research,
+            )
     app = server.streamable_http_app(
         streamable_http_path=path,
         json_response=True,

@@ -1,7 +1,8 @@
-"""The nine operations: the one definition every surface is generated from.
+"""`Operation`: the one definition every surface of an upstream call is generated from.
 
 A REST route, its OpenAPI operation, an MCP tool, a Power Platform action and a benchmark
 case are all read off an `Operation`. Nothing about an operation is written anywhere else.
+A connector declares its operations (e.g. app/connectors/podcasts/operations.py).
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from app import answers, params
+from app import answers
 from app.errors import InvalidParameters, ParameterProblem, UpstreamUnavailable
 from app.params import Params
 
-__all__ = ["OPERATIONS", "Operation", "operation_named"]
+__all__ = ["Operation", "by_name"]
 
 
 @dataclass(frozen=True)
@@ -106,115 +107,11 @@ def _problems(error: ValidationError) -> list[ParameterProblem]:
     return found
 
 
-OPERATIONS: tuple[Operation, ...] = (
-    Operation(
-        name="searchEpisodes",
-        title="Search episodes",
-        description=(
-            "Full-text search for podcast episodes by keywords, optionally filtered by "
-            "language, region, genre, audio length or publication date. Use it when the "
-            "user wants episodes about a topic, person or event."
-        ),
-        path="/search_episodes",
-        upstream_path="/search",
-        params=params.SearchEpisodesParams,
-        answer=answers.SearchEpisodesAnswer,
-        fixed={"type": "episode"},
-    ),
-    Operation(
-        name="searchPodcasts",
-        title="Search podcasts",
-        description=(
-            "Full-text search for podcasts (whole shows) by keywords, optionally filtered by "
-            "language, region, genre or episode count. Use it when the user wants shows "
-            "about a topic rather than single episodes."
-        ),
-        path="/search_podcasts",
-        upstream_path="/search",
-        params=params.SearchPodcastsParams,
-        answer=answers.SearchPodcastsAnswer,
-        fixed={"type": "podcast"},
-    ),
-    Operation(
-        name="getBestPodcasts",
-        title="Best podcasts",
-        description=(
-            "The most popular podcasts, overall or in one genre, region or language. Use it "
-            "for recommendations; find genre ids with getGenres first."
-        ),
-        path="/best_podcasts",
-        upstream_path="/best_podcasts",
-        params=params.BestPodcastsParams,
-        answer=answers.BestPodcastsAnswer,
-    ),
-    Operation(
-        name="justListen",
-        title="Random episode",
-        description="One random podcast episode, for a user who just wants something to hear.",
-        path="/just_listen",
-        upstream_path="/just_listen",
-        params=params.NoParams,
-        answer=answers.Episode,
-    ),
-    Operation(
-        name="getGenres",
-        title="List genres",
-        description=(
-            "All podcast genres with their ids and parent ids. Use it to find the genre id "
-            "for getBestPodcasts or the genre_ids filter of the searches."
-        ),
-        path="/genres",
-        upstream_path="/genres",
-        params=params.GenresParams,
-        answer=answers.GenresAnswer,
-    ),
-    Operation(
-        name="getLanguages",
-        title="List languages",
-        description="The language names accepted by the language filter of other operations.",
-        path="/languages",
-        upstream_path="/languages",
-        params=params.NoParams,
-        answer=answers.LanguagesAnswer,
-    ),
-    Operation(
-        name="getRegions",
-        title="List regions",
-        description="The region codes and names accepted by the region filter of other operations.",
-        path="/regions",
-        upstream_path="/regions",
-        params=params.NoParams,
-        answer=answers.RegionsAnswer,
-    ),
-    Operation(
-        name="getEpisode",
-        title="Get an episode",
-        description=(
-            "One episode in full, by the id a search or listing returned: title, description, "
-            "audio link, length, date and its podcast."
-        ),
-        path="/episodes/{id}",
-        upstream_path="/episodes/{id}",
-        params=params.IdParams,
-        answer=answers.Episode,
-    ),
-    Operation(
-        name="getPodcast",
-        title="Get a podcast",
-        description=(
-            "One podcast in full, by the id a search or listing returned, with its latest "
-            "episodes (10 at a time; page with next_episode_pub_date)."
-        ),
-        path="/podcasts/{id}",
-        upstream_path="/podcasts/{id}",
-        params=params.PodcastParams,
-        answer=answers.Podcast,
-    ),
-)
-
-_BY_NAME = {operation.name: operation for operation in OPERATIONS}
-
-
-def operation_named(name: str) -> Operation:
-    """The operation with that operationId; KeyError if there is none."""
-    return _BY_NAME[name]
+def by_name(operations: Iterable[Operation]) -> dict[str, Operation]:
+    """`operations` keyed by name; ValueError if two share one."""
+    found: dict[str, Operation] = {}
+    for operation in operations:
+        if operation.name in found:
+            raise ValueError(f"two operations are named {operation.name!r}")
+        found[operation.name] = operation
+    return found

@@ -21,10 +21,10 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from app.manifest import DESCRIPTION_FOR_HUMAN, NAME_FOR_HUMAN, well_known_asset
-from app.operations import OPERATIONS, Operation
+from app.connector import Connector
+from app.manifest import well_known_asset
+from app.operations import Operation
 from app.problems import ERROR_STATUSES, ErrorBody
-from app.proxy import API_PREFIX
 from app.spec import SchemaGenerator, json_schema_of
 
 __all__ = ["api_definition", "api_properties", "connector_operation_id", "export"]
@@ -101,19 +101,19 @@ def _definitions(operations: Iterable[Operation]) -> tuple[dict[Any, JSON], JSON
     return refs, _with_summaries(defs.get("$defs", {}))
 
 
-def api_definition(base_url: str, version: str) -> JSON:
+def api_definition(base_url: str, version: str, connector: Connector) -> JSON:
     """The connector's Swagger 2.0 definition for the service at `base_url`."""
     host, base_path, schemes = _base(base_url)
-    refs, definitions = _definitions(OPERATIONS)
+    refs, definitions = _definitions(connector.operations)
     error_ref = refs[(ErrorBody, "serialization")]
     paths: JSON = {}
-    for operation in OPERATIONS:
+    for operation in connector.operations:
         responses: JSON = {
             "200": {"description": "OK", "schema": refs[(operation.answer, "serialization")]}
         }
         for status, description in ERROR_STATUSES.items():
             responses[str(status)] = {"description": description, "schema": error_ref}
-        paths[API_PREFIX + operation.path] = {
+        paths[connector.api_prefix + operation.path] = {
             "get": {
                 "operationId": connector_operation_id(operation),
                 "summary": operation.title,
@@ -125,8 +125,8 @@ def api_definition(base_url: str, version: str) -> JSON:
     return {
         "swagger": "2.0",
         "info": {
-            "title": NAME_FOR_HUMAN,
-            "description": DESCRIPTION_FOR_HUMAN,
+            "title": connector.plugin.name_for_human if connector.plugin else connector.title,
+            "description": connector.plugin.description_for_human if connector.plugin else "",
             "version": version,
         },
         "host": host,
@@ -180,9 +180,9 @@ _BEARER_FROM_CONNECTION = "Bearer @connectionParameters('api_key')"
 _OPERATION_ID = re.compile(r"^[A-Z][A-Za-z0-9]*$")
 
 
-def export(out: Path, base_url: str, version: str) -> list[Path]:
+def export(out: Path, base_url: str, version: str, connector: Connector) -> list[Path]:
     """Write the three connector files into `out`; their paths, in writing order."""
-    definition = api_definition(base_url, version)
+    definition = api_definition(base_url, version, connector)
     text = json.dumps(definition, indent=2, ensure_ascii=False) + "\n"
     if len(text.encode()) >= MAX_DEFINITION_BYTES:
         raise ValueError("the API definition is over Power Platform's 1 MB limit")

@@ -18,6 +18,7 @@ from starlette.responses import Response
 from app.errors import (
     CredentialsUnavailable,
     InvalidParameters,
+    NotOffered,
     ServiceError,
     ServiceLocked,
     Unauthorized,
@@ -56,6 +57,7 @@ _STATUS_OF: tuple[tuple[type[ServiceError], int], ...] = (
     (ServiceLocked, 503),
     (CredentialsUnavailable, 503),
     (InvalidParameters, 422),
+    (NotOffered, 404),
     (UpstreamNotFound, 404),
     (UpstreamRateLimited, 429),
     (UpstreamTimeout, 504),

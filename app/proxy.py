@@ -1,4 +1,4 @@
-"""The proxy routes: one per operation, each request → auth → parameters → upstream → answer."""
+"""The operation routes: one per operation, each request → auth → parameters → upstream → answer."""
 
 from __future__ import annotations
 
@@ -9,48 +9,46 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from app.answers import Answer, encode_answer
+from app.connector import Upstream
 from app.observability import current_record
 from app.operations import Operation
 from app.params import Params
-from app.security import authorize
-from app.services import Services, services_of
+from app.security import authenticate
+from app.services import services_of
 
-__all__ = ["API_PREFIX", "OperationRoute", "call_operation"]
-
-API_PREFIX = "/api/v2"
+__all__ = ["OperationRoute", "call_operation"]
 
 
 class OperationRoute(Route):
-    """The REST route of one `Operation`; the spec is generated from these routes."""
+    """The REST route of one `Operation` under its connector's prefix; the spec is generated
+    from these routes."""
 
-    def __init__(self, operation: Operation) -> None:
+    def __init__(self, operation: Operation, prefix: str, upstream: Upstream) -> None:
         self.operation = operation
         super().__init__(
-            API_PREFIX + operation.path,
-            _endpoint(operation),
+            prefix + operation.path,
+            _endpoint(operation, upstream),
             methods=["GET"],
             name=operation.name,
             include_in_schema=False,
         )
 
 
-async def call_operation(operation: Operation, params: Params, services: Services) -> Answer:
+async def call_operation(operation: Operation, params: Params, upstream: Upstream) -> Answer:
     """The operation's compact answer for validated parameters: the upstream call, the key
     injected. Shared by the REST routes and the MCP tools."""
     path, query = operation.upstream_request(params)
-    key = await services.credentials.upstream_key()
-    body = await services.upstream.get(path, query, key=key)
+    key = await upstream.key()
+    body = await upstream.client.get(path, query, key=key)
     return operation.compact(body)
 
 
-def _endpoint(operation: Operation) -> Callable[[Request], Awaitable[Response]]:
+def _endpoint(operation: Operation, upstream: Upstream) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         current_record().operation = operation.name
-        services = services_of(request)
-        secrets = await services.credentials.bearer_secrets()
-        authorize(request.headers.getlist("authorization"), secrets)
+        await authenticate(request.headers, services_of(request).credentials)
         params = operation.parse(request.query_params.multi_items(), request.path_params)
-        answer = await call_operation(operation, params, services)
+        answer = await call_operation(operation, params, upstream)
         return Response(encode_answer(answer), media_type="application/json")
 
     endpoint.__name__ = operation.name

@@ -10,15 +10,9 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from app import __version__
-from app.manifest import (
-    DESCRIPTION_FOR_MODEL,
-    LEGAL_PATH,
-    LOGO_PATH,
-    NAME_FOR_HUMAN,
-    SPEC_PATH,
-    plugin_manifest,
-    well_known_asset,
-)
+from app.connector import Connector, Surface
+from app.errors import NotOffered
+from app.manifest import LEGAL_PATH, LOGO_PATH, SPEC_PATH, plugin_manifest, well_known_asset
 from app.proxy import OperationRoute
 from app.public_url import public_base_url
 from app.services import services_of
@@ -47,20 +41,30 @@ def _json(data: Any, headers: dict[str, str] | None = None) -> Response:
     return Response(to_json(data), media_type="application/json", headers=headers)
 
 
+def _plugin_connector(request: Request) -> Connector:
+    """The connector offered as the ChatGPT plugin and GPT Action (`Surface.PLUGIN`)."""
+    for connector, _ in services_of(request).connectors.values():
+        if Surface.PLUGIN in connector.surfaces and connector.plugin is not None:
+            return connector
+    raise NotOffered()
+
+
 def spec_for(request: Request) -> dict[str, Any]:
-    """The app's OpenAPI document, its one server set to this request's public base URL."""
+    """The plugin connector's OpenAPI document, its one server this request's public base URL."""
     state = request.app.state
     template = getattr(state, "spec_template", None)
     if template is None:
+        connector = _plugin_connector(request)
+        assert connector.plugin is not None  # noqa: S101 - checked by _plugin_connector
         template = build_spec(
             (
                 (route.path, route.operation)
                 for route in request.app.routes
-                if isinstance(route, OperationRoute)
+                if isinstance(route, OperationRoute) and route.operation in connector.operations
             ),
-            title=NAME_FOR_HUMAN,
+            title=connector.plugin.name_for_human,
             version=__version__,
-            description=DESCRIPTION_FOR_MODEL,
+            description=connector.plugin.description_for_model,
         )
         state.spec_template = template
     base = public_base_url(request, services_of(request).settings)
@@ -69,8 +73,10 @@ def spec_for(request: Request) -> dict[str, Any]:
 
 async def manifest(request: Request) -> Response:
     settings = services_of(request).settings
+    plugin = _plugin_connector(request).plugin
+    assert plugin is not None  # noqa: S101 - checked by _plugin_connector
     base = public_base_url(request, settings)
-    return _json(plugin_manifest(base, settings), _cache_for(request))
+    return _json(plugin_manifest(base, settings, plugin), _cache_for(request))
 
 
 async def openapi(request: Request) -> Response:
@@ -88,9 +94,10 @@ async def legal(request: Request) -> Response:
 
 
 async def healthz(request: Request) -> Response:
-    settings = services_of(request).settings
-    mode = "sample" if settings.sample_mode else "live"
-    return _json({"status": "ok", "mode": mode, "version": __version__})
+    modes = {name: started.mode for name, (_, started) in services_of(request).connectors.items()}
+    # "sample" when nothing is live: the whole service is then a demonstration.
+    mode = "sample" if all(m == "sample" for m in modes.values()) else "live"
+    return _json({"status": "ok", "mode": mode, "connectors": modes, "version": __version__})
 
 
 def public_routes() -> list[BaseRoute]:

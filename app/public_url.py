@@ -6,7 +6,7 @@ import re
 
 from starlette.requests import Request
 
-from app.settings import Settings
+from app.settings import CoreSettings as Settings
 
 __all__ = ["public_base_url"]
 

@@ -1,5 +1,6 @@
-"""Caller authentication: one `Authorization: Bearer <secret>` header, checked in constant time,
-against secrets strong enough to guard the API (`is_strong_secret`, one rule for every source)."""
+"""Caller authentication: `Authorization: Bearer <secret>` or `api-key: <secret>`, checked in
+constant time, against secrets strong enough to guard the API (`is_strong_secret`, one rule
+for every source)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,16 @@ import hmac
 from collections.abc import Sequence
 from functools import lru_cache
 from itertools import pairwise
+from typing import Protocol
+
+from starlette.datastructures import Headers
 
 from app.errors import ServiceLocked, Unauthorized
 
 __all__ = [
     "MIN_SECRET_LENGTH",
     "SECRET_ADVICE",
+    "authenticate",
     "authorize",
     "is_strong_secret",
     "presented_bearer",
@@ -96,3 +101,23 @@ def authorize(header_values: Sequence[str], secrets: Sequence[bytes]) -> None:
         matched |= hmac.compare_digest(presented, _secret_digest(secret))
     if token is None or not matched:
         raise Unauthorized()
+
+
+class _Secrets(Protocol):
+    async def bearer_secrets(self) -> tuple[bytes, ...]: ...
+
+
+async def authenticate(headers: Headers, credentials: _Secrets) -> None:
+    """Admit a caller who sent an accepted secret as `Authorization: Bearer <secret>` (the
+    SDKs' way) or bare in `api-key` (Azure-style clients, Power Platform connectors imported
+    from the swagger file alone), exactly one of the two; raise otherwise (see `authorize`)."""
+    secrets = await credentials.bearer_secrets()
+    bearer = headers.getlist("authorization")
+    api_key = headers.getlist("api-key")
+    if bearer and api_key:
+        authorize([], secrets)  # both: refused, with the same work as any refusal
+    elif api_key:
+        # `Bearer <value>` goes through the same strict parser: one header, no white space.
+        authorize([f"Bearer {value}" for value in api_key], secrets)
+    else:
+        authorize(bearer, secrets)

@@ -27,7 +27,7 @@ import httptools
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from app.settings import Settings
+from app.settings import CoreSettings as Settings
 
 __all__ = ["HeadLimitedProtocol", "serve"]
 

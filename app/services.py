@@ -1,23 +1,26 @@
-"""The long-lived objects a request uses, built once per process and shared."""
+"""The long-lived objects a request uses, built once per app and shared."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from starlette.requests import Request
 
+from app.connector import Connector, Started
 from app.credentials import Credentials
-from app.settings import Settings
-from app.upstream import UpstreamClient
+from app.settings import CoreSettings
 
 __all__ = ["Services", "services_of"]
 
 
 @dataclass(frozen=True)
 class Services:
-    settings: Settings
+    settings: CoreSettings
     credentials: Credentials
-    upstream: UpstreamClient
+    """The callers' accepted secrets."""
+    connectors: Mapping[str, tuple[Connector, Started]]
+    """Every hosted connector by name, as declared and as started."""
 
 
 def services_of(request: Request) -> Services:

@@ -11,10 +11,24 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from app.credentials import SecretRef
 from app.security import SECRET_ADVICE, is_strong_secret
 
-__all__ = ["DEFAULT_OPENAI_UPSTREAM", "DEFAULT_UPSTREAM", "Settings"]
+__all__ = ["SETTINGS_CONFIG", "CoreSettings", "blank_is_absent", "secret_reference"]
 
-DEFAULT_UPSTREAM = "https://listen-api.listennotes.com/api/v2"
-DEFAULT_OPENAI_UPSTREAM = "https://api.openai.com/v1"
+SETTINGS_CONFIG = SettingsConfigDict(
+    env_file=".env", extra="ignore", frozen=True, hide_input_in_errors=True
+)
+
+
+def secret_reference(value: str | None) -> str | None:
+    """A `*_REF` setting checked (`ssm:/name`, `secretsmanager:name` or an ARN); blank is None."""
+    if value is None or not value.strip():
+        return None
+    SecretRef.parse(value)  # raises ValueError with the accepted forms
+    return value.strip()
+
+
+def blank_is_absent(value: object) -> object:
+    """For optional settings: an empty or blank value counts as unset."""
+    return None if isinstance(value, str) and not value.strip() else value
 
 
 def _split_csv(value: object) -> object:
@@ -23,21 +37,13 @@ def _split_csv(value: object) -> object:
     return value
 
 
-class Settings(BaseSettings):
-    """Everything the service can be told. Secrets are `SecretStr`: they never appear in a repr,
-    a log line or a validation error."""
+class CoreSettings(BaseSettings):
+    """What the service is told whatever it hosts: caller secrets, public URL, server limits,
+    logging. Each connector adds its own settings class; `app.registry.Settings` is all of
+    them. Secrets are `SecretStr`: never in a repr, a log line or a validation error."""
 
-    model_config = SettingsConfigDict(
-        env_file=".env", extra="ignore", frozen=True, hide_input_in_errors=True
-    )
+    model_config = SETTINGS_CONFIG
 
-    listen_api_key: SecretStr | None = Field(
-        default=None, description="Upstream key. Absent: sample-data mode, no network at all."
-    )
-    listen_api_key_ref: str | None = Field(
-        default=None, description="AWS reference to the upstream key: ssm:/name or an ARN."
-    )
-    listen_api_base_url: AnyHttpUrl = Field(default=AnyHttpUrl(DEFAULT_UPSTREAM))
     chatgpt_secret: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list,
         description="Accepted bearer secrets, comma-separated (rotation without downtime).",
@@ -54,7 +60,6 @@ class Settings(BaseSettings):
     public_base_url: AnyHttpUrl | None = Field(
         default=None, description="Public origin (and prefix) of this service; else per request."
     )
-    upstream_timeout: float = Field(default=10.0, gt=0, le=40)
     # Served by `python -m app serve` (app/server.py) only: on Lambda, API Gateway and ALBs
     # bound request heads themselves.
     max_header_bytes: int = Field(
@@ -79,51 +84,15 @@ class Settings(BaseSettings):
     contact_email: str = "support@example.com"
     log_level: str = "INFO"
 
-    # --- OpenAI connector (app/connectors/openai/). Kept apart: moves into the connector. ---
-    openai_api_key: SecretStr | None = Field(
-        default=None, description="OpenAI key. Absent (and no reference): sample data."
-    )
-    openai_api_key_ref: str | None = Field(
-        default=None, description="AWS reference to the OpenAI key: ssm:/name or an ARN."
-    )
-    openai_base_url: AnyHttpUrl = Field(
-        default=AnyHttpUrl(DEFAULT_OPENAI_UPSTREAM),
-        description="Any OpenAI-compatible API (Azure OpenAI v1, Ollama, vLLM), with its /v1.",
-    )
-    openai_organization: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,128}$")
-    openai_project: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,128}$")
-    openai_default_model: str = Field(
-        default="gpt-4o-mini",
-        min_length=1,
-        max_length=128,
-        description="For /openai/chat, and for a JSON request that needs a model and has none.",
-    )
-    openai_timeout: float = Field(
-        default=60.0, gt=0, le=110, description="Seconds; under Power Platform's 120 s."
-    )
-    openai_max_json_bytes: int = Field(
-        default=2 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024, description="Largest JSON body."
-    )
-
     @field_validator("chatgpt_secret", "cors_origins", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         return _split_csv(value)
 
-    @field_validator("listen_api_key_ref", "chatgpt_secret_ref", "openai_api_key_ref")
+    @field_validator("chatgpt_secret_ref")
     @classmethod
-    def _valid_ref(cls, value: str | None) -> str | None:
-        if value is None or not value.strip():
-            return None
-        SecretRef.parse(value)  # raises ValueError with the accepted forms
-        return value.strip()
-
-    @field_validator(
-        "listen_api_key", "openai_api_key", "openai_organization", "openai_project", mode="before"
-    )
-    @classmethod
-    def _blank_is_absent(cls, value: object) -> object:
-        return None if isinstance(value, str) and not value.strip() else value
+    def _valid_secret_ref(cls, value: str | None) -> str | None:
+        return secret_reference(value)
 
     @field_validator("chatgpt_secret")
     @classmethod
@@ -134,11 +103,6 @@ class Settings(BaseSettings):
         return secrets
 
     @property
-    def sample_mode(self) -> bool:
-        """True when no upstream key is set: answers come from bundled sample data."""
-        return self.listen_api_key is None and self.listen_api_key_ref is None
-
-    @property
     def has_bearer_secret(self) -> bool:
         return bool(self.chatgpt_secret) or self.chatgpt_secret_ref is not None
 
@@ -146,16 +110,3 @@ class Settings(BaseSettings):
     def bearer_secrets(self) -> tuple[bytes, ...]:
         """The accepted secrets as bytes, ready for constant-time comparison."""
         return tuple(s.get_secret_value().encode() for s in self.chatgpt_secret)
-
-    @property
-    def upstream_base(self) -> str:
-        return str(self.listen_api_base_url).rstrip("/")
-
-    @property
-    def openai_sample_mode(self) -> bool:
-        """True when no OpenAI key is set: the OpenAI routes answer from sample data."""
-        return self.openai_api_key is None and self.openai_api_key_ref is None
-
-    @property
-    def openai_base(self) -> str:
-        return str(self.openai_base_url).rstrip("/")

@@ -132,10 +132,14 @@ class UpstreamClient:
         base_url: str,
         *,
         timeout: float,
+        key_header: str,
+        key_setting: str,
         transport: httpx.AsyncBaseTransport | None = None,
         prefer: str = "auto",
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.key_header = key_header
+        self.key_setting = key_setting  # named in the operator's log when the key is refused
         self.timeout = timeout
         self._transport = transport
         self._prefer = prefer
@@ -161,11 +165,11 @@ class UpstreamClient:
     async def get(self, path: str, query: dict[str, str], *, key: str | None) -> bytes:
         """The body of a 200 answer to `GET {base}{path}?{query}`; an `UpstreamError` otherwise.
 
-        `key` is sent as `X-ListenAPI-Key`, the only credential that goes upstream. The
+        `key` is sent in the `key_header` header, the only credential that goes upstream. The
         whole exchange, body included, ends within `timeout` seconds.
         """
         url = f"{self.base_url}{path}?{urlencode(query)}" if query else self.base_url + path
-        headers = {**_HEADERS, "X-ListenAPI-Key": key} if key is not None else _HEADERS
+        headers = {**_HEADERS, self.key_header: key} if key is not None else _HEADERS
         try:
             async with asyncio.timeout(self.timeout):
                 answer = await self._network().fetch(url, headers)
@@ -175,11 +179,11 @@ class UpstreamClient:
             raise UpstreamUnavailable(detail=f"transport: {type(error).__name__}") from None
         current_record().upstream_status = answer.status
         if answer.status != 200:
-            raise _status_error(answer.status, answer.headers)
+            raise _status_error(answer.status, answer.headers, self.key_setting)
         return answer.body
 
 
-def _status_error(status: int, headers: Mapping[str, str]) -> UpstreamError:
+def _status_error(status: int, headers: Mapping[str, str], key_setting: str) -> UpstreamError:
     if status == 404:
         return UpstreamNotFound(status=404)
     if status == 429:
@@ -189,8 +193,9 @@ def _status_error(status: int, headers: Mapping[str, str]) -> UpstreamError:
         return UpstreamRateLimited(retry_after=retry_after)
     if status in (401, 403):
         log.error(
-            "upstream refused the API key (HTTP %s): check LISTEN_API_KEY",
+            "upstream refused the API key (HTTP %s): check %s",
             status,
+            key_setting,
             extra={"fields": {"event": "upstream_key_rejected", "upstream_status": status}},
         )
         return UpstreamRejectedKey(status=status)

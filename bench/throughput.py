@@ -85,7 +85,7 @@ def search_answer() -> bytes:
     sys.path.insert(0, str(ROOT))
     import httpx
 
-    from app.sample_transport import SampleTransport
+    from app.connectors.podcasts.sample import SampleTransport
 
     async def fetch() -> bytes:
         transport = SampleTransport()

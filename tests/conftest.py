@@ -15,7 +15,7 @@ from starlette.testclient import TestClient
 
 from app.main import create_app
 from app.observability import JsonFormatter
-from app.settings import Settings
+from app.registry import Settings
 
 SECRET = "test-secret-3f9a7c1e5b2d4086"
 OTHER_SECRET = "rotated-secret-8d6e4f2a0c1b3957"

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+_SETTINGS = ("LISTEN_", "CHATGPT_", "PUBLIC_", "UPSTREAM_", "OPENAI_", "MAX_HEADER", "HEADER_")
 
 
 @dataclass(frozen=True)
@@ -37,14 +38,7 @@ def free_port() -> int:
 def live_server(env: dict[str, str], log: Path) -> Iterator[LiveServer]:
     """`python -m app serve` with `env` (and nothing of the caller's settings)."""
     port = free_port()
-    clean = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(
-            ("LISTEN_", "CHATGPT_", "PUBLIC_", "UPSTREAM_", "OPENAI_")
-            + ("MAX_HEADER_BYTES", "HEADER_TIMEOUT")
-        )
-    }
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(_SETTINGS)}
     command = [
         sys.executable,
         "-m",

@@ -18,7 +18,7 @@ import sys
 import httpx
 
 from app.main import create_app
-from app.settings import Settings
+from app.registry import Settings
 
 
 async def main(base_url: str, network: str, path: str) -> None:
@@ -29,7 +29,8 @@ async def main(base_url: str, network: str, path: str) -> None:
         transport=httpx.ASGITransport(app=app), base_url="http://proxy.test"
     ) as client:
         response = await client.get(path, headers=headers)
-    await app.state.services.upstream.aclose()
+    for _connector, started in app.state.services.connectors.values():
+        await started.aclose()
     print(
         json.dumps({"status": response.status_code, "body": response.json(), "peak_kb": peak_kb()})
     )

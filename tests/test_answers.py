@@ -9,7 +9,8 @@ import pytest
 import respx
 from starlette.testclient import TestClient
 
-from app.answers import MAX_ANSWER_CHARS, GenresAnswer, encode_answer
+from app.answers import MAX_ANSWER_CHARS, encode_answer
+from app.connectors.podcasts.answers import GenresAnswer
 from app.text import plain_text, truncate
 from tests import payloads
 from tests.conftest import AUTH

@@ -219,7 +219,7 @@ def test_stored_secret_without_any_value_raises() -> None:
 
 def test_boto3_is_not_imported_without_references() -> None:
     code = (
-        "import sys; from app.main import create_app; from app.settings import Settings; "
+        "import sys; from app.main import create_app; from app.registry import Settings; "
         "create_app(Settings(_env_file=None)); "
         "print('boto3' in sys.modules, 'mcp' in sys.modules)"
     )

@@ -15,7 +15,7 @@ from itertools import count
 import aiohttp
 import pytest
 
-from app.answers import SearchEpisodesAnswer
+from app.connectors.podcasts.answers import SearchEpisodesAnswer
 from tests import payloads
 from tests.conftest import OTHER_SECRET, SECRET, UPSTREAM_KEY
 from tests.live import LiveServer, live_server

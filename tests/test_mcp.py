@@ -18,9 +18,9 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
+from app.connectors.podcasts.operations import OPERATIONS
 from app.lambda_handler import make_handler
 from app.main import create_app
-from app.operations import OPERATIONS
 from app.spec import json_schema_of
 from tests.conftest import AUTH, EPISODE_ID, SECRET, UNKNOWN_ID, UPSTREAM_KEY, make_settings
 from tests.live import LiveServer, live_server
@@ -262,7 +262,7 @@ LAZY_CHECK = """
 import sys
 from starlette.testclient import TestClient
 from app.main import create_app
-from app.settings import Settings
+from app.registry import Settings
 app = create_app(Settings(_env_file=None, chatgpt_secret="lazy-secret-0123456789abcdef"))
 auth = {"Authorization": "Bearer lazy-secret-0123456789abcdef"}
 with TestClient(app) as client:

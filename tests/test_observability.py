@@ -9,8 +9,8 @@ import pytest
 import respx
 from starlette.testclient import TestClient
 
-from app.operations import OPERATIONS
-from app.settings import Settings
+from app.connectors.podcasts.operations import OPERATIONS
+from app.registry import Settings
 from tests import payloads
 from tests.conftest import AUTH, OTHER_SECRET, SECRET, UPSTREAM_KEY, AppFactory, LogCapture
 

@@ -9,8 +9,8 @@ import pytest
 import respx
 from starlette.testclient import TestClient
 
-from app.operations import OPERATIONS, Operation, operation_named
-from app.proxy import API_PREFIX
+from app.connectors.podcasts import API_PREFIX
+from app.connectors.podcasts.operations import OPERATIONS, Operation, operation_named
 from app.spec import json_schema_of
 from tests.conftest import AUTH, PODCAST_ID
 

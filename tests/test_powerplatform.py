@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from openapi_spec_validator import OpenAPIV2SpecValidator, validate
 
-from app.operations import OPERATIONS
+from app.connectors.podcasts import CONNECTOR
+from app.connectors.podcasts.operations import OPERATIONS
 from app.powerplatform import api_definition
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,7 +60,7 @@ def test_host_base_path_and_scheme_come_from_the_base_url(definition: dict[str, 
     assert definition["host"] == "podcasts.example.com"
     assert definition["basePath"] == "/plugin"
     assert definition["schemes"] == ["https"]
-    bare = api_definition("http://127.0.0.1:8000", "1")
+    bare = api_definition("http://127.0.0.1:8000", "1", CONNECTOR)
     assert (bare["host"], bare["basePath"], bare["schemes"]) == ("127.0.0.1:8000", "/", ["http"])
 
 

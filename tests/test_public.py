@@ -9,7 +9,7 @@ import pytest
 from openapi_spec_validator import validate
 from starlette.testclient import TestClient
 
-from app.operations import OPERATIONS
+from app.connectors.podcasts.operations import OPERATIONS
 from tests.conftest import AUTH, SECRET, UPSTREAM_KEY, AppFactory
 
 OPERATION_IDS = {
@@ -189,6 +189,7 @@ def test_health(client: TestClient, sample_client: TestClient) -> None:
     assert sample_client.get("/healthz").json() == {
         "status": "ok",
         "mode": "sample",
+        "connectors": {"podcasts": "sample", "openai": "sample"},
         "version": "0.1.0",
     }
 

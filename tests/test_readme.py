@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from app.manifest import DESCRIPTION_FOR_MODEL
+from app.connectors.podcasts import PLUGIN
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 
@@ -26,4 +26,4 @@ def test_gpt_instructions_are_the_manifests_description_for_model() -> None:
         for line in section.splitlines()
         if line.strip().startswith(">")
     )
-    assert quoted == DESCRIPTION_FOR_MODEL
+    assert quoted == PLUGIN.description_for_model

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from app.settings import DEFAULT_UPSTREAM, Settings
+from app.connectors.podcasts.settings import DEFAULT_UPSTREAM
+from app.registry import Settings
 from tests.conftest import OTHER_SECRET, SECRET, UPSTREAM_KEY
 
 

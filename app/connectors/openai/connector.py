@@ -6,16 +6,19 @@ import logging
 from urllib.parse import urlsplit
 
 import httpx
+from pydantic_settings import BaseSettings
 from starlette.routing import BaseRoute, Route
 
-from app.connectors.openai.auth import authenticate
+from app.connector import Started
 from app.connectors.openai.chat import SimpleChat
 from app.connectors.openai.gateway import Gateway
+from app.connectors.openai.settings import OpenAISettings
 from app.connectors.openai.upstream import OpenAIUpstream
 from app.credentials import Credentials, SecretRef, StoredSecret
-from app.settings import Settings
+from app.security import authenticate
+from app.settings import CoreSettings
 
-__all__ = ["CHAT_PATH", "OpenAIConnector"]
+__all__ = ["CHAT_PATH", "OpenAIConnector", "start"]
 
 log = logging.getLogger("app.openai")
 
@@ -41,14 +44,15 @@ class OpenAIConnector:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: OpenAISettings,
+        secret_ttl: float,
         caller_credentials: Credentials,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         key = settings.openai_api_key
         key_ref = (
-            StoredSecret(SecretRef.parse(settings.openai_api_key_ref), settings.secret_ttl)
+            StoredSecret(SecretRef.parse(settings.openai_api_key_ref), secret_ttl)
             if settings.openai_api_key_ref
             else None
         )
@@ -61,11 +65,11 @@ class OpenAIConnector:
             transport = _sample_transport(base)
             available = transport is not None
             source = "sample data" if available else "no sample data installed: routes answer 503"
-            log.warning("OpenAI connector: no OPENAI_API_KEY, %s", source)
+            log.warning("openai: %s (no OPENAI_API_KEY): answers are marked as sample", source)
         else:
             available = True
             where = f"reference {key_ref.ref}" if key_ref else "OPENAI_API_KEY"
-            log.info("OpenAI connector: live, upstream %s, key from %s", base, where)
+            log.info("openai: live, %s, key from %s", base, where)
         self.upstream = (
             OpenAIUpstream(
                 base,
@@ -100,3 +104,19 @@ class OpenAIConnector:
     async def aclose(self) -> None:
         if self.upstream is not None:
             await self.upstream.aclose()
+
+
+def start(
+    settings: BaseSettings,
+    callers: Credentials,
+    transport: httpx.AsyncBaseTransport | None,
+    network: str,
+) -> Started:
+    """The OpenAI connector for `settings` (see `OpenAIConnector`)."""
+    assert isinstance(settings, OpenAISettings) and isinstance(settings, CoreSettings)  # noqa: S101
+    connector = OpenAIConnector(settings, settings.secret_ttl, callers, transport=transport)
+    return Started(
+        mode="sample" if settings.openai_sample_mode else "live",
+        routes=connector.routes,
+        closers=[connector.aclose],
+    )

@@ -27,7 +27,11 @@ _PER_PAGE = 10
 @cache
 def load_catalog() -> JSON:
     """The bundled catalog: genres, languages, regions, podcasts and episodes."""
-    text = resources.files("app.sample_data").joinpath("catalog.json").read_text("utf-8")
+    text = (
+        resources.files("app.connectors.podcasts.sample_data")
+        .joinpath("catalog.json")
+        .read_text("utf-8")
+    )
     catalog: JSON = json.loads(text)
     return catalog
 
