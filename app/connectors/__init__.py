@@ -1,0 +1,1 @@
+"""Upstream connectors: one package per upstream, the generic core beside them."""

@@ -1,0 +1,1 @@
+"""The OpenAI connector: an OpenAI-compatible gateway and its surfaces."""

@@ -1,0 +1,1 @@
+"""The podcast connector (Listen Notes): its operations and surfaces."""
