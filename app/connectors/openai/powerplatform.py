@@ -132,6 +132,7 @@ def _body(schema: JSON) -> list[JSON]:
             "in": "body",
             "required": True,
             "x-ms-summary": "Request",
+            "description": "The request, as JSON.",
             "schema": with_summaries(schema),
         }
     ]
