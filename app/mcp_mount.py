@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from app.errors import ServiceError
 from app.observability import current_record
 from app.problems import error_response, handle_service
-from app.security import authorize
+from app.security import API_KEY_HEADER, authorize
 from app.services import Services, services_of
 
 __all__ = ["MCP_PATH", "MCPEndpoint"]
@@ -44,6 +44,7 @@ class MCPEndpoint:
             authorize(
                 request.headers.getlist("authorization"),
                 await services.credentials.bearer_secrets(),
+                request.headers.getlist(API_KEY_HEADER),
             )
         except ServiceError as error:
             await (await handle_service(request, error))(scope, receive, send)

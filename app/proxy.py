@@ -12,7 +12,7 @@ from app.answers import Answer, encode_answer
 from app.observability import current_record
 from app.operations import Operation
 from app.params import Params
-from app.security import authorize
+from app.security import API_KEY_HEADER, authorize
 from app.services import Services, services_of
 
 __all__ = ["API_PREFIX", "OperationRoute", "call_operation"]
@@ -48,7 +48,8 @@ def _endpoint(operation: Operation) -> Callable[[Request], Awaitable[Response]]:
         current_record().operation = operation.name
         services = services_of(request)
         secrets = await services.credentials.bearer_secrets()
-        authorize(request.headers.getlist("authorization"), secrets)
+        headers = request.headers
+        authorize(headers.getlist("authorization"), secrets, headers.getlist(API_KEY_HEADER))
         params = operation.parse(request.query_params.multi_items(), request.path_params)
         answer = await call_operation(operation, params, services)
         return Response(encode_answer(answer), media_type="application/json")

@@ -1,4 +1,9 @@
-"""Caller authentication: one `Authorization: Bearer <secret>` header, checked in constant time."""
+"""Caller authentication: one credential, checked in constant time.
+
+The credential comes as `Authorization: Bearer <secret>` or bare as `api-key: <secret>`
+(Azure-style clients, and the Power Platform connectors, whose makers paste it as is).
+Exactly one of the two headers, once: both, or either twice, is refused.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,9 @@ from functools import lru_cache
 
 from app.errors import ServiceLocked, Unauthorized
 
-__all__ = ["authorize", "presented_bearer"]
+__all__ = ["API_KEY_HEADER", "authorize", "presented_bearer", "presented_credential"]
+
+API_KEY_HEADER = "api-key"
 
 _MAX_HEADER = 4096
 
@@ -33,6 +40,21 @@ def presented_bearer(values: Sequence[str]) -> bytes | None:
     return token.encode("utf-8", "surrogateescape")
 
 
+def presented_credential(authorization: Sequence[str], api_key: Sequence[str]) -> bytes | None:
+    """The credential from exactly one header, `Authorization: Bearer <token>` (as strict
+    as `presented_bearer`) or `api-key: <token>` (one value, no white space), else None."""
+    if authorization and api_key:
+        return None
+    if not api_key:
+        return presented_bearer(authorization)
+    if len(api_key) != 1:
+        return None
+    token = api_key[0]
+    if not token or len(token) > _MAX_HEADER or any(ch.isspace() for ch in token):
+        return None
+    return token.encode("utf-8", "surrogateescape")
+
+
 def _digest(value: bytes) -> bytes:
     # Comparing fixed-size digests keeps the comparison's time independent of both lengths.
     return hashlib.sha256(value).digest()
@@ -43,8 +65,11 @@ def _digest(value: bytes) -> bytes:
 _secret_digest = lru_cache(maxsize=32)(_digest)
 
 
-def authorize(header_values: Sequence[str], secrets: Sequence[bytes]) -> None:
-    """Return if the caller presented one of `secrets`; raise otherwise.
+def authorize(
+    header_values: Sequence[str], secrets: Sequence[bytes], api_key_values: Sequence[str] = ()
+) -> None:
+    """Return if the caller presented one of `secrets` (`header_values` are the request's
+    `Authorization` values, `api_key_values` its `api-key` values); raise otherwise.
 
     Every configured secret is compared, whatever matched, so timing tells nothing about
     which secret (or how much of one) was right. With no secret configured the service
@@ -52,7 +77,7 @@ def authorize(header_values: Sequence[str], secrets: Sequence[bytes]) -> None:
     """
     if not secrets:
         raise ServiceLocked()
-    token = presented_bearer(header_values)
+    token = presented_credential(header_values, api_key_values)
     presented = _digest(token if token is not None else b"")
     matched = False
     for secret in secrets:
