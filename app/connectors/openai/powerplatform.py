@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.manifest import well_known_asset
+from app.png import Image, encode
 from app.powerplatform import Connector
 from app.swagger2 import error_responses, title_case, with_summaries
 
@@ -747,6 +747,31 @@ ACTIONS = frozenset(
 """Every action's operationId."""
 
 
+def _inside_triangle(x: float, y: float, corners: tuple[tuple[int, int], ...]) -> bool:
+    signs = [
+        (x - bx) * (ay - by) - (ax - bx) * (y - by) >= 0
+        for (ax, ay), (bx, by) in zip(corners, corners[1:] + corners[:1], strict=True)
+    ]
+    return all(signs) or not any(signs)
+
+
+def _logo(size: int = 230) -> bytes:
+    """A white speech bubble with three dots, on transparency: drawn, not shipped."""
+    white, clear = b"\xff\xff\xff\xff", b"\x00\x00\x00\x00"
+    dots = ((80, 100), (115, 100), (150, 100))
+    tail = ((70, 135), (110, 150), (50, 190))
+    rows = []
+    for y in range(size):
+        row = bytearray()
+        for x in range(size):
+            bubble = ((x - 115) / 85) ** 2 + ((y - 100) / 65) ** 2 <= 1
+            bubble = bubble or _inside_triangle(x, y, tail)
+            dot = any((x - dx) ** 2 + (y - dy) ** 2 <= 100 for dx, dy in dots)
+            row += white if bubble and not dot else clear
+        rows.append(bytes(row))
+    return encode(Image(size, size, 4, rows))
+
+
 def connector(contact_email: str) -> Connector:
     """The OpenAI connector, with `contact_email` as its support contact."""
     return Connector(
@@ -762,7 +787,7 @@ def connector(contact_email: str) -> Connector:
         categories="AI",
         contact_name="OpenAI Gateway support",
         contact_email=contact_email,
-        logo=well_known_asset("logo.png"),
+        logo=_logo(),
         paths=paths(),
         credential_help="A credential of this service (not an OpenAI key), without 'Bearer'.",
     )
