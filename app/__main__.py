@@ -1,7 +1,7 @@
 """Command line.
 
 python -m app serve [--host 127.0.0.1] [--port 8000]    the service (HOST, PORT)
-python -m app export powerplatform --out DIR --base-url URL
+python -m app export powerplatform [--connector podcasts|openai] --out DIR --base-url URL
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from importlib import import_module
 from pathlib import Path
 
 from app import __version__
@@ -19,6 +20,13 @@ def _env_port() -> int:
     if not raw.isascii() or not raw.isdigit() or not 0 < int(raw) < 65536:
         sys.exit(f"PORT must be a port number (1-65535), not {raw!r}")
     return int(raw)
+
+
+def _exportable() -> list[str]:
+    from app.connector import Surface
+    from app.registry import CONNECTORS
+
+    return [c.name for c in CONNECTORS if Surface.POWER_PLATFORM in c.surfaces and c.powerplatform]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,6 +47,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     export = commands.add_parser("export", help="write the service's definition for a platform")
     export.add_argument("platform", choices=["powerplatform"])
+    export.add_argument(
+        "--connector",
+        choices=_exportable(),
+        default="podcasts",
+        help="which upstream's actions to export (default: podcasts)",
+    )
     export.add_argument("--out", type=Path, required=True, help="folder to write into")
     export.add_argument("--base-url", required=True, help="the service's public base URL")
     args = parser.parse_args(argv)
@@ -51,11 +65,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     from app.powerplatform import export as export_powerplatform
-    from app.registry import CONNECTORS
+    from app.registry import CONNECTORS, Settings
 
-    connector = next(c for c in CONNECTORS if c.name == "podcasts")
-
+    [module] = [c.powerplatform for c in CONNECTORS if c.name == args.connector]
+    assert module is not None  # noqa: S101 - offered by _exportable()
     try:
+        connector = import_module(module).connector(Settings().contact_email)
         written = export_powerplatform(args.out, args.base_url, __version__, connector)
     except ValueError as error:
         parser.error(str(error))
@@ -63,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {path} ({path.stat().st_size:,} bytes)")
     print(
         "Import: Power Apps > Custom connectors > New > Import an OpenAPI file "
-        f"({written[0].name}); see the README for the three steps."
+        f"({written[0].name}); see the README for the steps."
     )
     return 0
 

@@ -111,3 +111,6 @@ class Connector:
     """Where its operations' REST routes live, e.g. `/api/v2`."""
     plugin: Plugin | None = None
     research: tuple[ResearchTool, ...] = ()
+    powerplatform: str | None = None
+    """The module whose `connector(contact_email)` describes its Power Platform export;
+    imported only by the export command (it is large, and serving never needs it)."""

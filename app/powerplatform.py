@@ -1,51 +1,74 @@
 """Power Platform custom connector export (Power Apps, Power Automate, Logic Apps).
 
 A connector is `apiDefinition.swagger.json` (Swagger 2.0), `apiProperties.json` and an
-`icon.png`. All three are generated here from the same `Operation` definitions and
-models as the OpenAPI spec: nothing about an operation is written twice.
+`icon.png`. This module names no upstream: each connector package hands over a
+`PowerPlatformConnector` (its identity and its Swagger `paths`) and this writes the three files.
 
-The connection asks the maker for the bare secret (a `securestring` named `api_key`) and
-a `setheader` policy sends it as `Authorization: Bearer <secret>`, so nobody types
-"Bearer " by hand (the usual complaint about API-key connectors).
+The connection asks the maker for the bare credential (a `securestring` named `api_key`)
+and the definition sends it in an `api-key` header, which the service accepts as it
+accepts `Authorization: Bearer`. So there is no policy at all: a maker who imports only
+the swagger file ("Import an OpenAPI file", which reads no apiProperties.json and so no
+policy) gets a working connection, and nobody types "Bearer " by hand.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel
-from pydantic.json_schema import models_json_schema
+from app.png import icon_on_background
 
-from app.connector import Connector
-from app.manifest import well_known_asset
-from app.operations import Operation
-from app.problems import ERROR_STATUSES, ErrorBody
-from app.spec import SchemaGenerator, json_schema_of
-
-__all__ = ["api_definition", "api_properties", "connector_operation_id", "export"]
+__all__ = [
+    "API_KEY_HEADER",
+    "MAX_DEFINITION_BYTES",
+    "MAX_OPERATIONS",
+    "PowerPlatformConnector",
+    "api_definition",
+    "api_properties",
+    "export",
+    "for_makers",
+]
 
 JSON = dict[str, Any]
+API_KEY_HEADER = "api-key"
 MAX_DEFINITION_BYTES = 1_000_000
-_WORDS = {"id": "ID", "ids": "IDs", "url": "URL", "ms": "(ms)", "sec": "(s)"}
-_IMPORTANT = {"q", "id", "genre_id", "language", "region", "page_size"}
+MAX_OPERATIONS = 256
+_OPERATION_ID = re.compile(r"^[A-Z][A-Za-z0-9]*$")
+_METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
 
 
-def connector_operation_id(operation: Operation) -> str:
-    """PascalCase with no `_` or `-`, as Power Platform wants: searchEpisodes -> SearchEpisodes."""
-    return operation.name[:1].upper() + operation.name[1:]
+@dataclass(frozen=True)
+class PowerPlatformConnector:
+    """What one upstream connector contributes to its Power Platform export."""
 
-
-def _summary(name: str) -> str:
-    """A field or parameter name as a short title: listennotes_url -> Listennotes URL."""
-    if name == "q":
-        return "Search terms"
-    title = " ".join(_WORDS.get(word, word) for word in name.split("_"))
-    return title[:1].upper() + title[1:]
+    title: str
+    """Display name: at most 30 characters, without "API" or "Connector"."""
+    description: str
+    """For makers, 30 to 500 characters."""
+    publisher: str
+    stack_owner: str
+    """Who owns the service behind the connector (apiProperties `stackOwner`)."""
+    brand_color: str
+    """#RRGGBB; neither white nor #007ee5 (both refused by certification)."""
+    categories: str
+    """x-ms-connector-metadata Categories, e.g. "AI" or "Data"."""
+    contact_name: str
+    contact_email: str
+    logo: bytes
+    """A PNG drawn on a transparent background; the icon puts it on `brand_color`."""
+    paths: JSON
+    """Swagger 2.0 `paths`, every schema inline, every operationId PascalCase."""
+    credential_help: str = "The credential this service gave you, without 'Bearer'."
+    model_only: tuple[str, ...] = field(default_factory=tuple)
+    """Sentences written for a model (e.g. "Never invent links."), dropped for makers."""
+    renames: Mapping[str, str] = field(default_factory=dict)
+    """Operation names as other surfaces spell them -> as the connector does (getGenres ->
+    GetGenres), so descriptions name the actions a maker sees."""
 
 
 def _base(base_url: str) -> tuple[str, str, list[str]]:
@@ -55,150 +78,133 @@ def _base(base_url: str) -> tuple[str, str, list[str]]:
     return parts.netloc, parts.path.rstrip("/") or "/", [parts.scheme]
 
 
-def _parameters(operation: Operation) -> list[JSON]:
-    schema = json_schema_of(operation.params)
-    required = set(schema.get("required", []))
-    found = []
-    for name, prop in schema.get("properties", {}).items():
-        in_path = name in operation.path_params
-        entry: JSON = {
-            "name": name,
-            "in": "path" if in_path else "query",
-            "required": in_path or name in required,
-            "description": prop.get("description", ""),
-            "x-ms-summary": _summary(name),
-            "x-ms-visibility": "important" if name in _IMPORTANT else "advanced",
-        }
-        # Swagger 2.0 puts a non-body parameter's type and constraints on the parameter.
-        for key in ("type", "enum", "minimum", "maximum", "minLength", "maxLength", "pattern"):
-            if key in prop:
-                entry[key] = prop[key]
-        found.append(entry)
+def for_makers(node: Any, connector: PowerPlatformConnector) -> Any:
+    """`node` with every description and summary rewritten for makers: model-only
+    sentences removed, operations named as the connector names them."""
+    if isinstance(node, list):
+        return [for_makers(value, connector) for value in node]
+    if not isinstance(node, dict):
+        return node
+    found: JSON = {}
+    for key, value in node.items():
+        if key in ("description", "summary") and isinstance(value, str):
+            for sentence in connector.model_only:
+                value = value.replace(sentence, "")
+            for name, renamed in connector.renames.items():
+                value = re.sub(rf"\b{re.escape(name)}\b", renamed, value)
+            value = re.sub(r"\s{2,}", " ", value).strip()
+        found[key] = for_makers(value, connector)
     return found
 
 
-def _with_summaries(node: Any) -> Any:
-    """Every property of every definition gets an `x-ms-summary` (its title in the designer)."""
-    if isinstance(node, dict):
-        if isinstance(node.get("properties"), dict):
-            for name, prop in node["properties"].items():
-                prop.setdefault("x-ms-summary", _summary(name))
-        for value in node.values():
-            _with_summaries(value)
-    elif isinstance(node, list):
-        for value in node:
-            _with_summaries(value)
-    return node
-
-
-def _definitions(operations: Iterable[Operation]) -> tuple[dict[Any, JSON], JSON]:
-    models: list[type[BaseModel]] = [ErrorBody, *{op.answer: None for op in operations}]
-    refs, defs = models_json_schema(
-        [(model, "serialization") for model in models],
-        ref_template="#/definitions/{model}",
-        schema_generator=SchemaGenerator,
-    )
-    return refs, _with_summaries(defs.get("$defs", {}))
-
-
-def api_definition(base_url: str, version: str, connector: Connector) -> JSON:
+def api_definition(connector: PowerPlatformConnector, base_url: str, version: str) -> JSON:
     """The connector's Swagger 2.0 definition for the service at `base_url`."""
     host, base_path, schemes = _base(base_url)
-    refs, definitions = _definitions(connector.operations)
-    error_ref = refs[(ErrorBody, "serialization")]
-    paths: JSON = {}
-    for operation in connector.operations:
-        responses: JSON = {
-            "200": {"description": "OK", "schema": refs[(operation.answer, "serialization")]}
-        }
-        for status, description in ERROR_STATUSES.items():
-            responses[str(status)] = {"description": description, "schema": error_ref}
-        paths[connector.api_prefix + operation.path] = {
-            "get": {
-                "operationId": connector_operation_id(operation),
-                "summary": operation.title,
-                "description": operation.description,
-                "parameters": _parameters(operation),
-                "responses": responses,
-            }
-        }
+    site = base_url.rstrip("/")
     return {
         "swagger": "2.0",
         "info": {
-            "title": connector.plugin.name_for_human if connector.plugin else connector.title,
-            "description": connector.plugin.description_for_human if connector.plugin else "",
+            "title": connector.title,
+            "description": connector.description,
             "version": version,
+            "contact": {
+                "name": connector.contact_name,
+                "url": site,
+                "email": connector.contact_email,
+            },
         },
         "host": host,
         "basePath": base_path,
         "schemes": schemes,
-        "consumes": [],
+        "consumes": ["application/json"],
         "produces": ["application/json"],
-        "paths": paths,
-        "definitions": definitions,
+        "paths": for_makers(connector.paths, connector),
+        "definitions": {},
+        "parameters": {},
+        "responses": {},
         "securityDefinitions": {
-            "api_key": {"type": "apiKey", "in": "header", "name": "Authorization"}
+            "api_key": {"type": "apiKey", "in": "header", "name": API_KEY_HEADER}
         },
         "security": [{"api_key": []}],
+        "tags": [],
+        "x-ms-connector-metadata": [
+            {"propertyName": "Website", "propertyValue": site},
+            {"propertyName": "Privacy policy", "propertyValue": site + "/legal"},
+            {"propertyName": "Categories", "propertyValue": connector.categories},
+        ],
     }
 
 
-def api_properties() -> JSON:
-    """Connection parameters (the bare secret) and the policy that makes it a Bearer token."""
+def api_properties(connector: PowerPlatformConnector) -> JSON:
+    """The connection parameter (the bare credential), brand colour, publisher. No policy:
+    the definition's `api-key` header carries the credential as the maker pasted it."""
     return {
         "properties": {
             "connectionParameters": {
                 "api_key": {
                     "type": "securestring",
                     "uiDefinition": {
-                        "displayName": "Service secret",
-                        "description": "The service's secret (CHATGPT_SECRET), without 'Bearer'.",
-                        "tooltip": "Paste only the secret; the connector adds 'Bearer ' itself.",
+                        "displayName": "API key",
+                        "description": connector.credential_help,
+                        "tooltip": "Paste only the credential; it is sent in the api-key header.",
                         "constraints": {"tabIndex": 2, "clearText": False, "required": "true"},
                     },
                 }
             },
-            "iconBrandColor": "#582CA0",
+            "iconBrandColor": connector.brand_color,
+            "publisher": connector.publisher,
+            "stackOwner": connector.stack_owner,
             "capabilities": [],
-            "policyTemplateInstances": [
-                {
-                    "templateId": "setheader",
-                    "title": "Send the secret as a Bearer token",
-                    "parameters": {
-                        "x-ms-apimTemplateParameter.name": "Authorization",
-                        "x-ms-apimTemplateParameter.value": _BEARER_FROM_CONNECTION,
-                        "x-ms-apimTemplateParameter.existsAction": "override",
-                        "x-ms-apimTemplate-policySection": "Request",
-                    },
-                }
-            ],
+            "policyTemplateInstances": [],
         }
     }
 
 
-_BEARER_FROM_CONNECTION = "Bearer @connectionParameters('api_key')"
-_OPERATION_ID = re.compile(r"^[A-Z][A-Za-z0-9]*$")
+def _operations(definition: JSON) -> list[JSON]:
+    return [
+        item[method]
+        for item in definition["paths"].values()
+        for method in _METHODS
+        if method in item
+    ]
 
 
-def export(out: Path, base_url: str, version: str, connector: Connector) -> list[Path]:
-    """Write the three connector files into `out`; their paths, in writing order."""
-    definition = api_definition(base_url, version, connector)
-    text = json.dumps(definition, indent=2, ensure_ascii=False) + "\n"
+def _check(connector: PowerPlatformConnector, definition: JSON, text: str) -> None:
+    if len(connector.title) > 30 or re.search(r"\b(API|Connector)\b", connector.title, re.I):
+        raise ValueError(f"title Power Platform refuses: {connector.title!r}")
+    if connector.brand_color.lower() in ("#ffffff", "#007ee5"):
+        raise ValueError(f"brand colour Power Platform refuses: {connector.brand_color}")
     if len(text.encode()) >= MAX_DEFINITION_BYTES:
         raise ValueError("the API definition is over Power Platform's 1 MB limit")
-    bad = [
-        op["get"]["operationId"]
-        for op in definition["paths"].values()
-        if not _OPERATION_ID.match(op["get"]["operationId"])
-    ]
+    operations = _operations(definition)
+    if len(operations) > MAX_OPERATIONS:
+        raise ValueError(f"{len(operations)} operations: over Power Platform's 256")
+    bad = [op["operationId"] for op in operations if not _OPERATION_ID.match(op["operationId"])]
     if bad:
         raise ValueError(f"operationIds Power Platform refuses: {bad}")
-    out.mkdir(parents=True, exist_ok=True)
+    if '"$ref"' in text:
+        raise ValueError("a $ref in the definition: Swagger 2.0 drops its x-ms-summary")
+
+
+def _json(document: JSON) -> bytes:
+    return (json.dumps(document, indent=4, ensure_ascii=False) + "\n").encode()
+
+
+def export(out: Path, base_url: str, version: str, connector: PowerPlatformConnector) -> list[Path]:
+    """Write `connector`'s three files into `out`; their paths, in writing order.
+
+    Raises ValueError (and writes nothing) for a bad base URL or a definition Power
+    Platform would refuse (size, operation count, operationIds, title, colour).
+    """
+    definition = api_definition(connector, base_url, version)
+    text = _json(definition).decode()
+    _check(connector, definition, text)
     files = {
         out / "apiDefinition.swagger.json": text.encode(),
-        out / "apiProperties.json": (json.dumps(api_properties(), indent=2) + "\n").encode(),
-        out / "icon.png": well_known_asset("logo.png"),
+        out / "apiProperties.json": _json(api_properties(connector)),
+        out / "icon.png": icon_on_background(connector.logo, connector.brand_color),
     }
+    out.mkdir(parents=True, exist_ok=True)
     for path, content in files.items():
         path.write_bytes(content)
     return list(files)

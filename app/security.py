@@ -1,6 +1,10 @@
-"""Caller authentication: `Authorization: Bearer <secret>` or `api-key: <secret>`, checked in
-constant time, against secrets strong enough to guard the API (`is_strong_secret`, one rule
-for every source)."""
+"""Caller authentication: one credential, checked in constant time, against secrets strong
+enough to guard the API (`is_strong_secret`, one rule for every source).
+
+The credential comes as `Authorization: Bearer <secret>` or bare as `api-key: <secret>`
+(Azure-style clients, and the Power Platform connectors, whose makers paste it as is).
+Exactly one of the two headers, once: both, or either twice, is refused.
+"""
 
 from __future__ import annotations
 
@@ -16,13 +20,17 @@ from starlette.datastructures import Headers
 from app.errors import ServiceLocked, Unauthorized
 
 __all__ = [
+    "API_KEY_HEADER",
     "MIN_SECRET_LENGTH",
     "SECRET_ADVICE",
     "authenticate",
     "authorize",
     "is_strong_secret",
     "presented_bearer",
+    "presented_credential",
 ]
+
+API_KEY_HEADER = "api-key"
 
 _MAX_HEADER = 4096
 MIN_SECRET_LENGTH = 16
@@ -75,6 +83,21 @@ def presented_bearer(values: Sequence[str]) -> bytes | None:
     return token.encode("utf-8", "surrogateescape")
 
 
+def presented_credential(authorization: Sequence[str], api_key: Sequence[str]) -> bytes | None:
+    """The credential from exactly one header, `Authorization: Bearer <token>` (as strict
+    as `presented_bearer`) or `api-key: <token>` (one value, no white space), else None."""
+    if authorization and api_key:
+        return None
+    if not api_key:
+        return presented_bearer(authorization)
+    if len(api_key) != 1:
+        return None
+    token = api_key[0]
+    if not token or len(token) > _MAX_HEADER or any(ch.isspace() for ch in token):
+        return None
+    return token.encode("utf-8", "surrogateescape")
+
+
 def _digest(value: bytes) -> bytes:
     # Comparing fixed-size digests keeps the comparison's time independent of both lengths.
     return hashlib.sha256(value).digest()
@@ -85,8 +108,11 @@ def _digest(value: bytes) -> bytes:
 _secret_digest = lru_cache(maxsize=32)(_digest)
 
 
-def authorize(header_values: Sequence[str], secrets: Sequence[bytes]) -> None:
-    """Return if the caller presented one of `secrets`; raise otherwise.
+def authorize(
+    header_values: Sequence[str], secrets: Sequence[bytes], api_key_values: Sequence[str] = ()
+) -> None:
+    """Return if the caller presented one of `secrets` (`header_values` are the request's
+    `Authorization` values, `api_key_values` its `api-key` values); raise otherwise.
 
     Every configured secret is compared, whatever matched, so timing tells nothing about
     which secret (or how much of one) was right. With no secret configured the service
@@ -94,7 +120,7 @@ def authorize(header_values: Sequence[str], secrets: Sequence[bytes]) -> None:
     """
     if not secrets:
         raise ServiceLocked()
-    token = presented_bearer(header_values)
+    token = presented_credential(header_values, api_key_values)
     presented = _digest(token if token is not None else b"")
     matched = False
     for secret in secrets:
@@ -108,16 +134,8 @@ class _Secrets(Protocol):
 
 
 async def authenticate(headers: Headers, credentials: _Secrets) -> None:
-    """Admit a caller who sent an accepted secret as `Authorization: Bearer <secret>` (the
-    SDKs' way) or bare in `api-key` (Azure-style clients, Power Platform connectors imported
-    from the swagger file alone), exactly one of the two; raise otherwise (see `authorize`)."""
+    """Admit a caller who sent an accepted secret (see the module docstring); raise
+    `Unauthorized` otherwise (`ServiceLocked` with none configured, `CredentialsUnavailable`
+    when a stored one cannot be read)."""
     secrets = await credentials.bearer_secrets()
-    bearer = headers.getlist("authorization")
-    api_key = headers.getlist("api-key")
-    if bearer and api_key:
-        authorize([], secrets)  # both: refused, with the same work as any refusal
-    elif api_key:
-        # `Bearer <value>` goes through the same strict parser: one header, no white space.
-        authorize([f"Bearer {value}" for value in api_key], secrets)
-    else:
-        authorize(bearer, secrets)
+    authorize(headers.getlist("authorization"), secrets, headers.getlist(API_KEY_HEADER))

@@ -1,6 +1,10 @@
-"""Caller authentication: only one well-formed bearer header with a configured secret."""
+"""Caller authentication: exactly one well-formed credential header with a configured secret."""
 
 from __future__ import annotations
+
+import urllib.error
+import urllib.request
+from pathlib import Path
 
 import httpx
 import pytest
@@ -9,6 +13,7 @@ from starlette.testclient import TestClient
 
 from app.security import presented_bearer
 from tests.conftest import OTHER_SECRET, SECRET, AppFactory, LogCapture
+from tests.live import live_server
 
 URL = "/api/v2/languages"
 
@@ -118,3 +123,58 @@ def test_no_secret_configured_means_closed(
 )
 def test_presented_bearer(values: list[str], token: bytes | None) -> None:
     assert presented_bearer(values) == token
+
+
+# The bare credential in `api-key` (Azure-style clients; the Power Platform connectors).
+
+
+def test_bare_credential_in_api_key_is_accepted(
+    client: TestClient, upstream: respx.MockRouter
+) -> None:
+    response = client.get(URL, headers={"api-key": SECRET})
+    assert response.status_code == 200
+    assert response.json() == {"languages": ["English"]}
+    [call] = upstream.calls
+    assert "api-key" not in call.request.headers
+    assert SECRET not in str(call.request.headers) + str(call.request.url)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [("api-key", f"Bearer {SECRET}")],
+        [("api-key", f"{SECRET} ")],
+        [("api-key", f" {SECRET}")],
+        [("api-key", SECRET[:-1])],
+        [("api-key", "")],
+        [("api-key", SECRET), ("api-key", SECRET)],
+        [("api-key", SECRET), ("Authorization", f"Bearer {SECRET}")],
+        [("api-key", "wrong"), ("Authorization", f"Bearer {SECRET}")],
+    ],
+)
+def test_api_key_is_strict_and_exclusive(
+    client: TestClient, upstream: respx.MockRouter, headers: list[tuple[str, str]]
+) -> None:
+    response = client.get(URL, headers=httpx.Headers(headers))
+    assert response.status_code == 401
+    assert SECRET not in response.text
+    assert upstream.calls.call_count == 0
+
+
+def test_api_key_works_on_the_served_app(tmp_path: Path) -> None:
+    env = {"CHATGPT_SECRET": SECRET}  # no upstream key: sample data, no network
+    with live_server(env, tmp_path / "server.log") as server:
+        url = server.base_url + URL
+
+        def status(headers: dict[str, str]) -> int:
+            request = urllib.request.Request(url, headers=headers)
+            try:
+                with urllib.request.urlopen(request, timeout=10) as answer:
+                    return int(answer.status)
+            except urllib.error.HTTPError as error:
+                return int(error.code)
+
+        assert status({"api-key": SECRET}) == 200
+        assert status({"Authorization": f"Bearer {SECRET}"}) == 200
+        assert status({"api-key": SECRET, "Authorization": f"Bearer {SECRET}"}) == 401
+        assert status({"api-key": OTHER_SECRET + "x"}) == 401

@@ -19,4 +19,5 @@ CONNECTOR = Connector(
     sample_mode=lambda settings: (
         isinstance(settings, OpenAISettings) and settings.openai_sample_mode
     ),
+    powerplatform="app.connectors.openai.powerplatform",
 )
