@@ -47,7 +47,7 @@ def unpacked(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_zip_holds_the_service_and_no_dev_tools(unpacked: Path) -> None:
     assert (unpacked / "app" / "lambda_handler.py").is_file()
     assert (unpacked / "well_known" / "logo.png").is_file()
-    assert (unpacked / "app" / "sample_data" / "catalog.json").is_file()
+    assert (unpacked / "app" / "connectors" / "podcasts" / "sample_data" / "catalog.json").is_file()
     # uvicorn is in: the MCP SDK needs it (mcp.server -> sse_starlette -> uvicorn.main).
     for unwanted in ("tests", "pytest", "respx", "ruff", "mypy", "moto", "boto3", "aiohttp"):
         assert not (unpacked / unwanted).exists(), unwanted
