@@ -1,0 +1,164 @@
+"""The shared store: caller keys, rate limits, quotas and usage, one interface, three backends.
+
+`STORE_URL` picks the backend (`open_store`):
+
+    sqlite:///path/to/state.db      the default: one file, WAL, safe for several workers on
+                                    one host (app/stores/sqlite.py)
+    redis://host:port/0             several hosts (app/stores/redis.py)
+    dynamodb://TABLE?region=R       AWS Lambda (app/stores/dynamodb.py); `endpoint=URL`
+                                    for a local DynamoDB-compatible server (tests: moto)
+
+Every method is one atomic operation on the store (or as close as the backend allows,
+said in its module), so that N workers, hosts or Lambda instances together enforce the
+same limits. Nothing outside app/stores/ knows which backend is in use. A store that
+cannot be reached raises `StoreUnavailable`; callers fail closed on it.
+
+Time is passed in (`now`, epoch seconds) rather than read, so tests can move it; the
+Redis backend may use the server's clock for the rate limiter instead (said there).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+__all__ = [
+    "Decision",
+    "KeyRecord",
+    "Limits",
+    "Store",
+    "StoreUnavailable",
+    "Usage",
+    "UsageDay",
+]
+
+
+class StoreUnavailable(Exception):
+    """The store could not be reached or answered an error. The message names the backend
+    and the failure, never a key, a digest or a secret."""
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    """A caller key as stored: never the key itself, only its digest."""
+
+    key_id: str
+    """Public and stable: what `keys list`, `keys revoke` and the access log name."""
+    digest: str
+    """Keyed hash of the key (hex); the only way to find a record from a presented key."""
+    name: str
+    prefix: str
+    """The key's first characters (its recognisable prefix and a few more), for people."""
+    last4: str
+    created: float
+    scopes: frozenset[str] = frozenset()
+    """Connector names this key may use; empty means every connector."""
+    models: frozenset[str] = frozenset()
+    """OpenAI models this key may ask for; empty means any."""
+    rpm: int | None = None
+    """Requests per minute; None means the service default (`RATE_LIMIT_RPM`)."""
+    daily_requests: int | None = None
+    monthly_tokens: int | None = None
+    expires: float | None = None
+    revoked: float | None = None
+    last_used: float | None = None
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What `admit` enforces for one subject (a key id, or the static secret's subject)."""
+
+    rpm: int
+    daily_requests: int | None = None
+    monthly_tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome of `admit`, with what the rate-limit headers report."""
+
+    allowed: bool
+    reason: Literal["ok", "rate_limited", "quota_exceeded"]
+    rpm: int
+    remaining: int
+    """Requests left in the per-minute policy after this one."""
+    reset: float
+    """Seconds until the per-minute policy is fully restored."""
+    retry_after: float = 0.0
+    """Seconds to wait when refused (0 when allowed)."""
+    daily_limit: int | None = None
+    daily_remaining: int | None = None
+    monthly_tokens: int | None = None
+    tokens_remaining: int | None = None
+
+
+@dataclass(frozen=True)
+class UsageDay:
+    """One subject's usage on one UTC day (`day` is YYYY-MM-DD)."""
+
+    subject: str
+    day: str
+    requests: int = 0
+    refused: int = 0
+    upstream_errors: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cache_saved: int = 0
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Increments to one subject's usage counters (see `Store.record`)."""
+
+    requests: int = 0
+    refused: int = 0
+    upstream_errors: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cache_saved: int = 0
+
+
+class Store(Protocol):
+    """The operations the service needs, each atomic (see the module docstring)."""
+
+    name: str
+    """The backend, for logs: "sqlite", "redis" or "dynamodb"."""
+
+    async def put_key(self, record: KeyRecord) -> None:
+        """Store a new key record (its `key_id` and `digest` are new)."""
+
+    async def key_by_digest(self, digest: str) -> KeyRecord | None: ...
+
+    async def key_by_id(self, key_id: str) -> KeyRecord | None: ...
+
+    async def list_keys(self) -> Sequence[KeyRecord]: ...
+
+    async def revoke(self, key_id: str, now: float) -> bool:
+        """Mark the key revoked at `now`; False if there is no such key."""
+
+    async def touch(self, key_id: str, now: float) -> None:
+        """Set the key's `last_used` (callers write it at most once a minute per key)."""
+
+    async def admit(self, subject: str, limits: Limits, now: float) -> Decision:
+        """Admit one request of `subject` or refuse it, in one store round trip:
+
+        - the per-minute rate, by GCRA (exact under concurrency, no window-edge burst);
+        - the daily request quota (UTC day), counted only for admitted requests: the same
+          counter is the day's `requests` in `usage`, so an admitted request needs no
+          other write;
+        - the monthly token quota (UTC month): admitted while the tokens recorded so far
+          are below it (so concurrent requests overshoot by at most what is in flight).
+
+        A refused request changes nothing: it neither consumes the rate nor the quotas.
+        """
+
+    async def record(self, subject: str, now: float, usage: Usage) -> None:
+        """Add `usage` to the subject's counters for the UTC day of `now` (and its tokens
+        to the UTC month's total that `admit` checks). `requests` is normally 0 here:
+        `admit` counts admitted requests itself."""
+
+    async def usage(self, subject: str | None, since: float) -> Sequence[UsageDay]:
+        """Usage per subject and day from the UTC day of `since` on; every subject if None."""
+
+    async def aclose(self) -> None: ...
