@@ -55,6 +55,8 @@ class Upstream:
 
     client: UpstreamClient
     key: Callable[[], Awaitable[str | None]]
+    service: str = "upstream service"
+    """How error messages name it, e.g. "podcast service"."""
 
 
 @dataclass(frozen=True)

@@ -92,12 +92,18 @@ class UpstreamError(ServiceError):
     `detail` is for the operator's log only and never leaves the service."""
 
     code = "upstream_error"
-    message = "The podcast service did not answer usably. Try again shortly."
+    message = "The {service} did not answer usably. Try again shortly."
 
     def __init__(self, *, status: int | None = None, detail: str = "") -> None:
         self.status = status
         self.detail = detail
-        super().__init__()
+        super().__init__(type(self).message.format(service="upstream service"))
+
+    def naming(self, service: str) -> UpstreamError:
+        """This error with its message naming the connector's upstream, e.g. "podcast service"."""
+        self.message = type(self).message.format(service=service)
+        self.args = (self.message,)
+        return self
 
 
 class UpstreamNotFound(UpstreamError):
@@ -107,7 +113,7 @@ class UpstreamNotFound(UpstreamError):
 
 class UpstreamRateLimited(UpstreamError):
     code = "rate_limited"
-    message = "The podcast service's rate limit or quota was reached. Try again later."
+    message = "The {service}'s rate limit or quota was reached. Try again later."
 
     def __init__(self, *, retry_after: str | None = None, detail: str = "") -> None:
         self.retry_after = retry_after
@@ -116,14 +122,14 @@ class UpstreamRateLimited(UpstreamError):
 
 class UpstreamRejectedKey(UpstreamError):
     code = "upstream_unavailable"
-    message = "The podcast service is temporarily unavailable."
+    message = "The {service} is temporarily unavailable."
 
 
 class UpstreamUnavailable(UpstreamError):
     code = "upstream_unavailable"
-    message = "The podcast service is temporarily unavailable. Try again shortly."
+    message = "The {service} is temporarily unavailable. Try again shortly."
 
 
 class UpstreamTimeout(UpstreamError):
     code = "upstream_timeout"
-    message = "The podcast service took too long to answer. Try again shortly."
+    message = "The {service} took too long to answer. Try again shortly."

@@ -24,7 +24,7 @@ from app.mcp_mount import MCP_PATH, MCPEndpoint
 from app.observability import AccessLog, configure_logging
 from app.problems import handle_http, handle_service
 from app.proxy import OperationRoute
-from app.public import public_routes
+from app.public import connector_spec_route, public_routes
 from app.registry import CONNECTORS, Settings
 from app.services import Services
 from app.settings import CoreSettings
@@ -111,6 +111,11 @@ def create_app(
     )
     app.state.services = Services(settings=settings, credentials=callers, connectors=started)
     app.router.routes.extend(public_routes())
+    app.router.routes.extend(
+        connector_spec_route(connector)
+        for connector in CONNECTORS
+        if connector.operations and Surface.PLUGIN not in connector.surfaces
+    )
     for connector, running in started.values():
         if running.upstream is not None:
             app.router.routes.extend(

@@ -11,7 +11,7 @@ import re
 import string
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
@@ -40,6 +40,8 @@ class Operation:
     answer: type[answers.Answer]
     fixed: Mapping[str, str] = field(default_factory=dict)
     """Upstream parameters set by the operation itself; callers cannot override them."""
+    method: Literal["GET", "POST"] = "GET"
+    """GET: parameters in the query (and path); POST: one JSON object body."""
 
     @property
     def path_params(self) -> frozenset[str]:

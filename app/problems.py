@@ -66,12 +66,12 @@ _STATUS_OF: tuple[tuple[type[ServiceError], int], ...] = (
 
 ERROR_STATUSES: dict[int, str] = {
     401: "Missing or wrong bearer secret.",
-    404: "No podcast or episode with that id.",
+    404: "Nothing exists with that id.",
     422: "A parameter is invalid; details name it.",
     429: "Upstream rate limit or quota reached; honour Retry-After.",
-    502: "The podcast service failed or answered unusably.",
+    502: "The upstream service failed or answered unusably.",
     503: "The service is closed (no bearer secret configured) or cannot read its credentials.",
-    504: "The podcast service did not answer in time.",
+    504: "The upstream service did not answer in time.",
 }
 """Every error status a proxy operation can answer, as documented in the spec."""
 

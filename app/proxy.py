@@ -10,6 +10,7 @@ from starlette.routing import Route
 
 from app.answers import Answer, encode_answer
 from app.connector import Upstream
+from app.errors import UpstreamError
 from app.observability import current_record
 from app.operations import Operation
 from app.params import Params
@@ -38,9 +39,12 @@ async def call_operation(operation: Operation, params: Params, upstream: Upstrea
     """The operation's compact answer for validated parameters: the upstream call, the key
     injected. Shared by the REST routes and the MCP tools."""
     path, query = operation.upstream_request(params)
-    key = await upstream.key()
-    body = await upstream.client.get(path, query, key=key)
-    return operation.compact(body)
+    try:
+        key = await upstream.key()
+        body = await upstream.client.get(path, query, key=key)
+        return operation.compact(body)
+    except UpstreamError as error:
+        raise error.naming(upstream.service) from None
 
 
 def _endpoint(operation: Operation, upstream: Upstream) -> Callable[[Request], Awaitable[Response]]:

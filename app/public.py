@@ -18,7 +18,7 @@ from app.public_url import public_base_url
 from app.services import services_of
 from app.spec import build_spec
 
-__all__ = ["public_routes", "spec_for"]
+__all__ = ["connector_spec_route", "public_routes", "spec_for"]
 
 _CACHE = {"Cache-Control": "public, max-age=300"}
 # Without PUBLIC_BASE_URL the manifest and spec name the host the request named, so a
@@ -108,3 +108,20 @@ def public_routes() -> list[BaseRoute]:
         Route(LEGAL_PATH, legal, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
     ]
+
+
+def connector_spec_route(connector: Connector) -> Route:
+    """`{prefix}/openapi.json`: the spec of a connector that is not the plugin (a GPT Action
+    on its own operations), built from its operations like the plugin's."""
+    template = build_spec(
+        ((connector.api_prefix + op.path, op) for op in connector.operations),
+        title=connector.title,
+        version=__version__,
+        description=" ".join(op.description for op in connector.operations),
+    )
+
+    async def spec(request: Request) -> Response:
+        base = public_base_url(request, services_of(request).settings)
+        return _json({**template, "servers": [{"url": base}]}, _cache_for(request))
+
+    return Route(connector.api_prefix + SPEC_PATH, spec, methods=["GET"])

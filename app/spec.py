@@ -101,26 +101,32 @@ def build_spec(
     """The OpenAPI document for `(path, operation)` pairs, with no `servers` yet."""
     pairs = list(operations)
     models: list[type[BaseModel]] = [ErrorBody, *{op.answer: None for _, op in pairs}]
+    bodies = [(op.params, "validation") for _, op in pairs if op.method == "POST"]
     refs, defs = models_json_schema(
-        [(model, "serialization") for model in models],
+        [*((model, "serialization") for model in models), *bodies],  # type: ignore[list-item]
         ref_template=_REF,
         schema_generator=SchemaGenerator,
     )
     error_ref = refs[(ErrorBody, "serialization")]
     paths: JSON = {}
     for path, operation in pairs:
-        paths[path] = {
-            "get": {
-                "operationId": operation.name,
-                "summary": operation.title,
-                "description": operation.description,
-                "parameters": _parameters(operation),
-                "responses": _responses(
-                    operation, refs[(operation.answer, "serialization")], error_ref
-                ),
-                "x-openai-isConsequential": False,
-            }
+        entry: JSON = {
+            "operationId": operation.name,
+            "summary": operation.title,
+            "description": operation.description,
         }
+        if operation.method == "POST":
+            entry["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": refs[(operation.params, "validation")]}},
+            }
+        else:
+            entry["parameters"] = _parameters(operation)
+        entry["responses"] = _responses(
+            operation, refs[(operation.answer, "serialization")], error_ref
+        )
+        entry["x-openai-isConsequential"] = False
+        paths[path] = {operation.method.lower(): entry}
     return {
         "openapi": "3.1.0",
         "info": {"title": title, "version": version, "description": description},

@@ -5,7 +5,8 @@ bots at /openai/chat, and in-process sample data when no OpenAI key is set."""
 from __future__ import annotations
 
 from app.connector import Connector, Surface
-from app.connectors.openai.connector import start
+from app.connectors.openai.chat import SIMPLE_CHAT
+from app.connectors.openai.connector import API_PREFIX, start
 from app.connectors.openai.settings import OpenAISettings
 
 __all__ = ["CONNECTOR"]
@@ -20,4 +21,6 @@ CONNECTOR = Connector(
         isinstance(settings, OpenAISettings) and settings.openai_sample_mode
     ),
     powerplatform="app.connectors.openai.powerplatform",
+    operations=(SIMPLE_CHAT,),
+    api_prefix=API_PREFIX,
 )

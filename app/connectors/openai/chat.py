@@ -18,14 +18,17 @@ from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
 
+from app.answers import Answer
 from app.connectors.openai.bodies import BadBody, read_body
 from app.connectors.openai.upstream import OpenAIUpstream
 from app.credentials import Credentials
 from app.errors import ParameterProblem, ServiceError, Unauthorized
 from app.observability import current_record
+from app.operations import Operation
+from app.params import Params
 from app.problems import ParamError, error_response
 
-__all__ = ["ChatAnswer", "ChatParams", "ChatTurn", "ChatUsage", "SimpleChat"]
+__all__ = ["SIMPLE_CHAT", "ChatAnswer", "ChatParams", "ChatTurn", "ChatUsage", "SimpleChat"]
 
 log = logging.getLogger("app.openai.chat")
 
@@ -42,10 +45,10 @@ class ChatTurn(BaseModel):
     content: str = Field(max_length=MAX_PROMPT, description="What was said.")
 
 
-class ChatParams(BaseModel):
+class ChatParams(Params):
     """The request body of `POST /openai/chat`. Only `prompt` is required."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     prompt: str = Field(min_length=1, max_length=MAX_PROMPT, description="The user's message.")
     history: list[ChatTurn] = Field(
@@ -65,13 +68,29 @@ class ChatUsage(BaseModel):
     total_tokens: int = 0
 
 
-class ChatAnswer(BaseModel):
+class ChatAnswer(Answer):
     """The answer of `POST /openai/chat`."""
 
     text: str = Field(description="The model's answer.")
     model: str = Field(description="The model that answered.")
     finish_reason: str | None = Field(description="stop, length, content_filter ...")
     usage: ChatUsage = Field(description="Tokens used.")
+
+
+SIMPLE_CHAT = Operation(
+    name="simpleChat",
+    title="Ask a question",
+    description=(
+        "Sends a prompt, with optional history and system instructions, to the chat model "
+        "and answers one text, or one error whose message a flow or bot can store."
+    ),
+    path="/chat",
+    upstream_path="/chat/completions",
+    params=ChatParams,
+    answer=ChatAnswer,
+    method="POST",
+)
+"""The one definition of the simple chat: its route, its spec and its Power Platform action."""
 
 
 def _messages(params: ChatParams) -> list[dict[str, str]]:

@@ -10,7 +10,7 @@ from pydantic_settings import BaseSettings
 from starlette.routing import BaseRoute, Route
 
 from app.connector import Started
-from app.connectors.openai.chat import SimpleChat
+from app.connectors.openai.chat import SIMPLE_CHAT, SimpleChat
 from app.connectors.openai.gateway import Gateway
 from app.connectors.openai.settings import OpenAISettings
 from app.connectors.openai.upstream import OpenAIUpstream
@@ -18,11 +18,12 @@ from app.credentials import Credentials, SecretRef, StoredSecret
 from app.security import authenticate
 from app.settings import CoreSettings
 
-__all__ = ["CHAT_PATH", "OpenAIConnector", "start"]
+__all__ = ["API_PREFIX", "CHAT_PATH", "OpenAIConnector", "start"]
 
 log = logging.getLogger("app.openai")
 
-CHAT_PATH = "/openai/chat"
+API_PREFIX = "/openai"
+CHAT_PATH = API_PREFIX + SIMPLE_CHAT.path
 
 
 def _sample_transport(base_url: str) -> httpx.AsyncBaseTransport | None:

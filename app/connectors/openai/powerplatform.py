@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.connectors.openai.chat import SIMPLE_CHAT
 from app.png import Image, encode
 from app.powerplatform import PowerPlatformConnector
-from app.swagger2 import error_responses, title_case, with_summaries
+from app.swagger2 import error_responses, inline_schema, title_case, with_summaries
 
 __all__ = ["ACTIONS", "LIST_MODELS", "connector", "paths"]
 
@@ -280,43 +281,21 @@ def _audio_form(with_language: bool) -> list[JSON]:
 
 
 def _simple_chat() -> JSON:
-    turn = _obj(
-        {
-            "role": _s("Who said it.", enum=["user", "assistant"], default="user"),
-            "content": _s("What was said."),
-        },
-        "One earlier turn.",
-        ["role", "content"],
-    )
-    body = _obj(
-        {
-            "prompt": _s("The question or instruction.", **{"x-ms-visibility": "important"}),
-            "history": _list(turn, "Earlier turns of the conversation, oldest first."),
-            "system": _s("Instructions for the assistant, e.g. its tone or role."),
-            "model": _model(None, "The model; empty for the service's default model."),
-            "max_tokens": _i("Longest answer, in tokens.", minimum=1),
-            "temperature": _SAMPLING["temperature"],
-        },
-        required=["prompt"],
-    )
-    answer = _obj(
-        {
-            "text": _s("The answer."),
-            "model": _s("The model that answered."),
-            "finish_reason": _s("stop, or length when max_tokens cut the answer."),
-            "usage": _USAGE,
-        }
-    )
+    """The simple chat action, read off its one definition (`SIMPLE_CHAT`): its title,
+    description and the JSON schemas of its parameter and answer models."""
+    body = inline_schema(SIMPLE_CHAT.params, "validation")
+    body["properties"]["prompt"]["x-ms-visibility"] = "important"
+    model = body["properties"]["model"]
+    body["properties"]["model"] = model | {
+        key: value for key, value in _model(None, model["description"]).items() if key != "type"
+    }
     return {
         "operationId": "SimpleChat",
-        "summary": "Ask a question",
-        "description": (
-            "Sends a prompt, with optional history and system instructions, and answers one "
-            "text, or one error whose message a flow or bot can store in a variable."
-        ),
+        "summary": SIMPLE_CHAT.title,
+        "description": SIMPLE_CHAT.description,
         "x-ms-visibility": "important",
         "parameters": _body(body),
-        "responses": _responses(answer, _CHAT_ERRORS, _OWN_ERROR),
+        "responses": _responses(inline_schema(SIMPLE_CHAT.answer), _CHAT_ERRORS, _OWN_ERROR),
     }
 
 

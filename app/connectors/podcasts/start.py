@@ -51,6 +51,6 @@ def start(
     )
     return Started(
         mode="sample" if settings.sample_mode else "live",
-        upstream=Upstream(client=client, key=upstream_key.upstream_key),
+        upstream=Upstream(client=client, key=upstream_key.upstream_key, service="podcast service"),
         closers=[client.aclose],
     )
