@@ -260,3 +260,22 @@ def test_rest_event_query_is_forwarded_once(handler: Mangum) -> None:
     query = urlencode({"q": "compiler", "page_size": "1"})
     status, _, body = invoke(handler, rest_event("/api/v2/search_episodes", query, AUTH))
     assert status == 200 and json.loads(body)["count"] == 1
+
+
+def test_a_streamed_openai_answer_arrives_whole_through_lambda(handler: Mangum) -> None:
+    # API Gateway buffers Lambda answers: a streamed request still gets every event, at once.
+    body = {"model": "gpt-4o-mini", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+    event = http_event(
+        "/openai/v1/chat/completions",
+        headers={"authorization": f"Bearer {SECRET}", "content-type": "application/json"},
+    )
+    event["requestContext"]["http"]["method"] = "POST"
+    event.update(body=json.dumps(body), isBase64Encoded=False)
+    status, headers, raw = invoke(handler, event)
+    assert status == 200
+    assert headers["content-type"].startswith("text/event-stream")
+    events = [line for line in raw.decode().split("\n\n") if line.startswith("data: ")]
+    assert events[-1] == "data: [DONE]"
+    chunks = [json.loads(e.removeprefix("data: ")) for e in events[:-1]]
+    text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"])
+    assert len(chunks) >= 4 and text.startswith("[sample data]")

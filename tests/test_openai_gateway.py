@@ -335,6 +335,8 @@ def raw_get(served: Served, path: str, method: str = "GET") -> tuple[int, dict[s
         "/openai/v1/models/",
         "/openai/v1/v1/models",
         "/openai/v1/models/%2e%2e",
+        "/openai/v1/models/org/../files",
+        "/openai/v1/models/a/b/c/d",
     ],
 )
 def test_unknown_and_traversing_paths_are_404_and_reach_nothing(
@@ -344,6 +346,14 @@ def test_unknown_and_traversing_paths_are_404_and_reach_nothing(
     assert status == 404
     assert json.loads(body)["error"]["code"] == "unknown_url"
     assert fake.seen == []
+
+
+def test_a_model_id_with_a_slash_is_one_model(served: Served, fake: FakeOpenAI) -> None:
+    # vLLM and other compatible servers name models by their Hugging Face id: org/name.
+    status, _, _ = raw_get(served, "/openai/v1/models/meta-llama/Llama-3.1-8B-Instruct")
+    assert status == 200
+    [seen] = fake.seen
+    assert seen.path.endswith("/models/meta-llama/Llama-3.1-8B-Instruct")
 
 
 def test_a_wrong_method_is_405_with_allow(served: Served, fake: FakeOpenAI) -> None:

@@ -70,7 +70,7 @@ class Route:
 # before forwarding: 100 MiB here (larger files belong to the Uploads API, not routed).
 ROUTES: Final[tuple[Route, ...]] = (
     Route("GET", "/models"),
-    Route("GET", "/models/{model}"),
+    Route("GET", "/models/{model+}"),  # vLLM serves Hugging Face ids: org/name
     Route("POST", "/chat/completions", Body.JSON, streamable=True, needs_model=True),
     Route("POST", "/responses", Body.JSON, streamable=True, needs_model=True),
     Route("POST", "/completions", Body.JSON, streamable=True, needs_model=True),
@@ -108,7 +108,18 @@ class NoRoute:
     pass
 
 
+_MAX_REST = 3  # segments a `{name+}` parameter may take: `org/name` model ids, and a margin
+
+
 def _fits(route: Route, parts: list[str]) -> bool:
+    if route.segments and route.segments[-1].endswith("+}"):
+        head = len(route.segments) - 1
+        if not head < len(parts) <= head + _MAX_REST:
+            return False
+        rest = parts[head:]
+        if not all(PARAM.match(part) and ".." not in part for part in rest):
+            return False
+        return _fits(Route(route.method, "/" + "/".join(route.segments[:head])), parts[:head])
     if len(route.segments) != len(parts):
         return False
     for template, part in zip(route.segments, parts, strict=True):
