@@ -1,7 +1,7 @@
 """Where the bearer secrets and the upstream key come from, at run time.
 
-Locally they are plain settings (`CHATGPT_SECRET`, `LISTEN_API_KEY`). On AWS the settings
-name them instead (`CHATGPT_SECRET_REF`, `LISTEN_API_KEY_REF`): an SSM SecureString or a
+Locally they are plain settings (`CHATGPT_SECRET`, a connector's key). On AWS the settings
+name them instead (`CHATGPT_SECRET_REF`, a connector's `*_KEY_REF`): an SSM SecureString or a
 Secrets Manager secret, read on first use, cached per container, and read again once the
 cache is older than `SECRET_TTL` seconds, so a rotated value is picked up within that bound.
 If a refresh fails the last good value keeps serving (and the failure is logged); with no
