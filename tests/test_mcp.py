@@ -315,3 +315,13 @@ def test_mcp_answers_keep_the_rest_cap(tmp_path: Path) -> None:
     assert 100 < len(kept) < 2_000  # a shorter page, not a failure
     assert json.loads(result.content[0].text) == result.structured_content
     assert kept == rest.json()["genres"][: len(kept)]
+
+
+@pytest.mark.parametrize("query", ["", "   ", "x" * 201])
+def test_search_names_its_own_argument(sample_server: LiveServer, query: str) -> None:
+    async def body(client: Client) -> Any:
+        return await client.call_tool("search", {"query": query})
+
+    result = with_client(sample_server, "2026-07-28", body)
+    assert result.is_error
+    assert result.content[0].text.startswith("Invalid parameters: query:")
