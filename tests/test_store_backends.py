@@ -7,7 +7,9 @@ import asyncio
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -140,6 +142,56 @@ def test_sqlite_locked_beyond_the_busy_timeout_is_unavailable_then_recovers(
         other.close()
         decision = await store.admit("s", Limits(rpm=10), NOW)
         assert decision.allowed and decision.remaining == 8  # the failed call took nothing
+        await store.aclose()
+
+    asyncio.run(scenario())
+
+
+# -- Redis ------------------------------------------------------------------------------
+
+
+def test_redis_down_is_unavailable_fast_then_recovers_on_restart(redis_server: Any) -> None:
+    from app.stores.redis import RedisStore
+
+    async def scenario() -> None:
+        store = RedisStore(redis_server.url, clock="caller")
+        assert (await store.admit("down", Limits(rpm=10), NOW)).allowed
+        redis_server.stop()
+        try:
+            started = time.monotonic()
+            with pytest.raises(StoreUnavailable, match="redis") as caught:
+                await store.admit("down", Limits(rpm=10), NOW)
+            assert time.monotonic() - started < 5  # generous: 1 s timeouts, one retry
+            with pytest.raises(StoreUnavailable):
+                await store.key_by_digest("0" * 64)
+        finally:
+            redis_server.start()  # same port, empty (no persistence)
+        assert "password" not in str(caught.value)
+        # The pool reconnects and the script is loaded again (NOSCRIPT) by itself.
+        decision = await store.admit("down", Limits(rpm=10), NOW)
+        assert decision.allowed and decision.remaining == 9
+        await store.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_redis_rate_runs_on_the_server_clock_by_default(redis_server: Any) -> None:
+    async def scenario() -> None:
+        store = open_store(redis_server.url)
+        subject = f"server-clock-{time.time()}"
+        started = time.monotonic()
+        decisions = [await store.admit(subject, Limits(rpm=60), NOW) for _ in range(70)]
+        elapsed = time.monotonic() - started
+        allowed = sum(d.allowed for d in decisions)
+        # 60 at once, plus one per second the loop took (one every 1 s at 60/min).
+        assert 60 <= allowed <= 60 + int(elapsed) + 1
+        refused = decisions[-1]
+        assert not refused.allowed and 0 < refused.retry_after <= 1
+        await asyncio.sleep(refused.retry_after + 0.05)
+        assert (await store.admit(subject, Limits(rpm=60), NOW)).allowed
+        # The caller's clock does not move the server's: an hour "later" is still refused.
+        assert (await store.admit(f"{subject}-slow", Limits(rpm=1), NOW)).allowed
+        assert not (await store.admit(f"{subject}-slow", Limits(rpm=1), NOW + 3600)).allowed
         await store.aclose()
 
     asyncio.run(scenario())
