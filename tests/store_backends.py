@@ -15,7 +15,7 @@ from app.store import Store
 
 __all__ = ["BACKENDS", "Backend", "create_table", "open_backend"]
 
-BACKENDS = ["sqlite", "redis"]
+BACKENDS = ["sqlite", "redis", "dynamodb"]
 _tables = itertools.count(1)
 
 
