@@ -263,3 +263,26 @@ def test_dynamodb_expired_usage_is_ignored_although_moto_keeps_it(
 
     shown, stored = asyncio.run(scenario())
     assert (shown, stored) == (1, 2)
+
+
+def test_sqlite_limit_holds_across_processes_sharing_the_file(tmp_path: Path) -> None:
+    # Two workers on one host, each firing 100 admissions at once on a 50/min limit.
+    code = (
+        "import asyncio, sys\n"
+        "from app.store import Limits\n"
+        "from app.stores.sqlite import SqliteStore\n"
+        "async def main():\n"
+        "    store = SqliteStore(sys.argv[1])\n"
+        "    now = float(sys.argv[2])\n"
+        "    got = await asyncio.gather(\n"
+        "        *(store.admit('shared', Limits(rpm=50), now) for _ in range(100)))\n"
+        "    await store.aclose()\n"
+        "    print(sum(d.allowed for d in got))\n"
+        "asyncio.run(main())\n"
+    )
+    argv = [sys.executable, "-c", code, str(tmp_path / "state.db"), str(NOW)]
+    workers = [
+        subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, text=True) for _ in range(2)
+    ]
+    admitted = [int(w.communicate(timeout=60)[0]) for w in workers]
+    assert sum(admitted) == 50, admitted
