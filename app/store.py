@@ -185,9 +185,17 @@ def open_store(url: str) -> Store:
 
         return SqliteStore(rest[1:])
     if scheme in ("redis", "rediss") and rest:
-        from app.stores.redis import RedisStore
-
-        return RedisStore(url)
+        try:
+            from app.stores.redis import RedisStore
+        except ImportError:
+            raise ValueError(
+                "STORE_URL is a redis:// URL but the redis client is not installed: "
+                "install the project's `redis` extra (pip install '.[redis]')"
+            ) from None
+        try:
+            return RedisStore(url)
+        except ValueError:  # redis-py's own parse errors; not echoed (passwords)
+            pass
     if scheme == "dynamodb":
         parts = urlsplit(url)
         query = {name: values[-1] for name, values in parse_qs(parts.query).items()}

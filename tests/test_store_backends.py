@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
         "sqlite:///",
         "postgres://user:hunter2-secret@db/x",
         "redis://",
+        "redis://:hunter2-secret@127.0.0.1:notaport/0",
         "dynamodb://table",  # no region
         "dynamodb://?region=eu-west-1",
         "hunter2-secret",
