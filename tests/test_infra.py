@@ -49,7 +49,7 @@ def test_secrets_are_passed_by_name_only(
 
 def test_function_may_read_only_the_two_parameters(function: dict[str, Any]) -> None:
     [policy] = function["Policies"]
-    read, kms = policy["Statement"]
+    read, kms, _store = policy["Statement"]
     assert read["Action"] == "ssm:GetParameter"
     assert len(read["Resource"]) == 2
     assert "ListenApiKeyParameter" in str(read["Resource"][0])
@@ -76,3 +76,61 @@ def test_logs_are_retained_and_urls_are_output(template: dict[str, Any]) -> None
     assert "/.well-known/ai-plugin.json" in str(outputs["ManifestUrl"]["Value"])
     assert str(outputs["SpecUrl"]["Value"]).rstrip("'\"}").endswith("/openapi.json")
     assert "BaseUrl" in outputs
+
+
+def test_the_store_table_is_on_demand_with_ttl(template: dict[str, Any]) -> None:
+    table = template["Resources"]["StoreTable"]
+    assert table["Type"] == "AWS::DynamoDB::Table"
+    assert table["DeletionPolicy"] == "Retain"  # keys and usage outlive a stack update
+    properties = table["Properties"]
+    assert properties["BillingMode"] == "PAY_PER_REQUEST"
+    assert {
+        (a["AttributeName"], a["AttributeType"]) for a in properties["AttributeDefinitions"]
+    } == {
+        ("pk", "S"),
+        ("sk", "S"),
+    }
+    assert properties["KeySchema"] == [
+        {"AttributeName": "pk", "KeyType": "HASH"},
+        {"AttributeName": "sk", "KeyType": "RANGE"},
+    ]
+    assert properties["TimeToLiveSpecification"] == {"AttributeName": "ttl", "Enabled": True}
+
+
+def test_the_function_uses_the_table_and_may_touch_only_it(function: dict[str, Any]) -> None:
+    from app.store import open_store
+
+    store_url = function["Environment"]["Variables"]["STORE_URL"]
+    assert store_url == {"Fn::Sub": "dynamodb://${StoreTable}?region=${AWS::Region}"}
+    # The URL, once CloudFormation substitutes it, is one open_store accepts.
+    substituted = store_url["Fn::Sub"].replace("${StoreTable}", "stack-StoreTable-1AB2")
+    assert open_store(substituted.replace("${AWS::Region}", "eu-west-1")).name == "dynamodb"
+
+    [policy] = function["Policies"]
+    store = [s for s in policy["Statement"] if "dynamodb" in str(s)]
+    assert len(store) == 1 and store[0]["Effect"] == "Allow"
+    assert store[0]["Resource"] == {"Fn::GetAtt": ["StoreTable", "Arn"]}
+    assert sorted(store[0]["Action"]) == [
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:Query",
+        "dynamodb:Scan",
+        "dynamodb:UpdateItem",
+    ]
+    assert "*" not in str(store[0])
+
+
+def test_the_policy_grants_exactly_what_the_dynamodb_store_calls(
+    function: dict[str, Any],
+) -> None:
+    import re
+
+    source = (ROOT / "app" / "stores" / "dynamodb.py").read_text()
+    called = set(re.findall(r'_call\(\s*"(\w+)"', source))
+    called |= set(re.findall(r"self\._client\.(\w+)", source)) - {"close"}
+    # A transaction needs the permission of each action in it (here: Put).
+    actions = {"PutItem" if c == "transact_write_items" else c for c in called}
+    actions = {a if a[0].isupper() else a.title().replace("_", "") for a in actions}
+    [policy] = function["Policies"]
+    [store] = [s for s in policy["Statement"] if "dynamodb" in str(s)]
+    assert {a.removeprefix("dynamodb:") for a in store["Action"]} == actions

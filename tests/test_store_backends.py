@@ -1,0 +1,289 @@
+"""What differs per store backend: `STORE_URL` parsing, lazy imports, the schema, and
+each backend going away and coming back (StoreUnavailable, then service again)."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.store import Limits, StoreUnavailable, open_store
+from app.stores.sqlite import SCHEMA_VERSION, SqliteStore
+
+NOW = 1_795_687_200.0
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# -- STORE_URL --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "",
+        "state.db",
+        "sqlite://",
+        "sqlite:///",
+        "postgres://user:hunter2-secret@db/x",
+        "redis://",
+        "redis://:hunter2-secret@127.0.0.1:notaport/0",
+        "dynamodb://table",  # no region
+        "dynamodb://?region=eu-west-1",
+        "hunter2-secret",
+    ],
+)
+def test_a_bad_store_url_names_the_accepted_forms_and_never_echoes_it(url: str) -> None:
+    with pytest.raises(ValueError, match="sqlite:///") as caught:
+        open_store(url)
+    message = str(caught.value)
+    assert "redis://" in message and "dynamodb://TABLE?region=" in message
+    assert "hunter2" not in message
+
+
+def test_sqlite_url_paths_are_relative_after_three_slashes_absolute_after_four(
+    tmp_path: Path,
+) -> None:
+    relative = open_store("sqlite:///data/state.db")
+    absolute = open_store(f"sqlite:///{tmp_path}/state.db")
+    assert isinstance(relative, SqliteStore) and isinstance(absolute, SqliteStore)
+    assert relative.path == Path("data/state.db") and absolute.path == tmp_path / "state.db"
+    asyncio.run(relative.aclose())
+    asyncio.run(absolute.aclose())
+
+
+@pytest.mark.parametrize(
+    ("url", "absent"),
+    [
+        ("sqlite:///x.db", ("redis", "boto3", "botocore")),
+        ("redis://127.0.0.1:1/0", ("boto3", "botocore")),
+        ("dynamodb://t?region=eu-west-1", ("redis",)),
+    ],
+)
+def test_backends_import_only_their_own_client(url: str, absent: tuple[str, ...]) -> None:
+    code = (
+        "import sys; from app.store import open_store; open_store(sys.argv[1]); "
+        "print(' '.join(m for m in sys.argv[2:] if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, url, *absent],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == ""
+
+
+# -- SQLite -----------------------------------------------------------------------------
+
+
+def test_sqlite_creates_its_folder_file_and_versioned_schema(tmp_path: Path) -> None:
+    path = tmp_path / "new" / "folder" / "state.db"
+
+    async def scenario() -> None:
+        store = open_store(f"sqlite:///{path}")
+        assert not path.exists()  # nothing happens before the first operation
+        assert (await store.admit("s", Limits(rpm=1), NOW)).allowed
+        await store.aclose()
+
+    asyncio.run(scenario())
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_sqlite_refuses_a_file_from_a_newer_schema(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    with sqlite3.connect(path) as db:
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+
+    async def scenario() -> None:
+        store = SqliteStore(path)
+        with pytest.raises(StoreUnavailable, match="newer"):
+            await store.list_keys()
+        await store.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_sqlite_unusable_path_is_unavailable_until_it_is_fixed(tmp_path: Path) -> None:
+    blocker = tmp_path / "data"
+    blocker.write_text("a file where the data folder should be")
+
+    async def scenario() -> None:
+        store = SqliteStore(blocker / "state.db")
+        with pytest.raises(StoreUnavailable, match="sqlite"):
+            await store.admit("s", Limits(rpm=10), NOW)
+        blocker.unlink()  # the operator fixes it: the next call connects by itself
+        assert (await store.admit("s", Limits(rpm=10), NOW)).allowed
+        await store.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_sqlite_locked_beyond_the_busy_timeout_is_unavailable_then_recovers(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "state.db"
+
+    async def scenario() -> None:
+        store = SqliteStore(path, busy_timeout=0.2)
+        assert (await store.admit("s", Limits(rpm=10), NOW)).allowed
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN EXCLUSIVE")  # a stuck writer in another process
+        with pytest.raises(StoreUnavailable, match="locked"):
+            await store.admit("s", Limits(rpm=10), NOW)
+        other.execute("ROLLBACK")
+        other.close()
+        decision = await store.admit("s", Limits(rpm=10), NOW)
+        assert decision.allowed and decision.remaining == 8  # the failed call took nothing
+        await store.aclose()
+
+    asyncio.run(scenario())
+
+
+# -- Redis ------------------------------------------------------------------------------
+
+
+def test_redis_down_is_unavailable_fast_then_recovers_on_restart(redis_server: Any) -> None:
+    from app.stores.redis import RedisStore
+
+    async def scenario() -> None:
+        store = RedisStore(redis_server.url, clock="caller")
+        assert (await store.admit("down", Limits(rpm=10), NOW)).allowed
+        redis_server.stop()
+        try:
+            started = time.monotonic()
+            with pytest.raises(StoreUnavailable, match="redis") as caught:
+                await store.admit("down", Limits(rpm=10), NOW)
+            assert time.monotonic() - started < 5  # generous: 1 s timeouts, one retry
+            with pytest.raises(StoreUnavailable):
+                await store.key_by_digest("0" * 64)
+        finally:
+            redis_server.start()  # same port, empty (no persistence)
+        assert "password" not in str(caught.value)
+        # The pool reconnects and the script is loaded again (NOSCRIPT) by itself.
+        decision = await store.admit("down", Limits(rpm=10), NOW)
+        assert decision.allowed and decision.remaining == 9
+        await store.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_redis_rate_runs_on_the_server_clock_by_default(redis_server: Any) -> None:
+    async def scenario() -> None:
+        store = open_store(redis_server.url)
+        subject = f"server-clock-{time.time()}"
+        started = time.monotonic()
+        decisions = [await store.admit(subject, Limits(rpm=60), NOW) for _ in range(70)]
+        elapsed = time.monotonic() - started
+        allowed = sum(d.allowed for d in decisions)
+        # 60 at once, plus one per second the loop took (one every 1 s at 60/min).
+        assert 60 <= allowed <= 60 + int(elapsed) + 1
+        refused = decisions[-1]
+        assert not refused.allowed and 0 < refused.retry_after <= 1
+        await asyncio.sleep(refused.retry_after + 0.05)
+        assert (await store.admit(subject, Limits(rpm=60), NOW)).allowed
+        # The caller's clock does not move the server's: an hour "later" is still refused.
+        assert (await store.admit(f"{subject}-slow", Limits(rpm=1), NOW)).allowed
+        assert not (await store.admit(f"{subject}-slow", Limits(rpm=1), NOW + 3600)).allowed
+        await store.aclose()
+
+    asyncio.run(scenario())
+
+
+# -- DynamoDB ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def dynamo_table(moto_server: Any, monkeypatch: pytest.MonkeyPatch) -> str:
+    from tests.store_backends import create_table
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    table = f"backend-test-{time.monotonic_ns()}"
+    create_table(moto_server.endpoint, table)
+    return table
+
+
+def test_dynamodb_down_is_unavailable_then_recovers(moto_server: Any, dynamo_table: str) -> None:
+    url = f"dynamodb://{dynamo_table}?region=us-east-1&endpoint={moto_server.endpoint}"
+
+    async def scenario() -> None:
+        store = open_store(url)
+        assert (await store.admit("down", Limits(rpm=10), NOW)).allowed
+        moto_server.stop()
+        try:
+            started = time.monotonic()
+            with pytest.raises(StoreUnavailable, match="dynamodb"):
+                await store.admit("down", Limits(rpm=10), NOW)
+            assert time.monotonic() - started < 10  # generous: 1 s timeouts, 2 attempts
+        finally:
+            moto_server.start()  # same port; moto's tables live in this process
+        decision = await store.admit("down", Limits(rpm=10), NOW)
+        assert decision.allowed and decision.remaining == 8
+        await store.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_dynamodb_missing_table_is_unavailable(moto_server: Any, dynamo_table: str) -> None:
+    url = f"dynamodb://no-such-table?region=us-east-1&endpoint={moto_server.endpoint}"
+
+    async def scenario() -> None:
+        store = open_store(url)
+        with pytest.raises(StoreUnavailable, match="ResourceNotFound"):
+            await store.key_by_digest("0" * 64)
+        await store.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_dynamodb_expired_usage_is_ignored_although_moto_keeps_it(
+    moto_server: Any, dynamo_table: str
+) -> None:
+    from app.store import Usage
+    from app.stores.dynamodb import USAGE_DAYS, DynamoStore
+
+    long_ago = time.time() - (USAGE_DAYS + 2) * 86_400
+
+    async def scenario() -> tuple[int, int]:
+        store = DynamoStore(dynamo_table, region="us-east-1", endpoint=moto_server.endpoint)
+        await store.record("old", long_ago, Usage(refused=1))
+        await store.record("old", time.time(), Usage(refused=2))
+        shown = await store.usage("old", long_ago - 86_400)
+        stored = await asyncio.to_thread(store._client.scan, TableName=dynamo_table, Select="COUNT")
+        await store.aclose()
+        return len(shown), stored["Count"]
+
+    shown, stored = asyncio.run(scenario())
+    assert (shown, stored) == (1, 2)
+
+
+def test_sqlite_limit_holds_across_processes_sharing_the_file(tmp_path: Path) -> None:
+    # Two workers on one host, each firing 100 admissions at once on a 50/min limit.
+    code = (
+        "import asyncio, sys\n"
+        "from app.store import Limits\n"
+        "from app.stores.sqlite import SqliteStore\n"
+        "async def main():\n"
+        "    store = SqliteStore(sys.argv[1])\n"
+        "    now = float(sys.argv[2])\n"
+        "    got = await asyncio.gather(\n"
+        "        *(store.admit('shared', Limits(rpm=50), now) for _ in range(100)))\n"
+        "    await store.aclose()\n"
+        "    print(sum(d.allowed for d in got))\n"
+        "asyncio.run(main())\n"
+    )
+    argv = [sys.executable, "-c", code, str(tmp_path / "state.db"), str(NOW)]
+    workers = [
+        subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, text=True) for _ in range(2)
+    ]
+    admitted = [int(w.communicate(timeout=60)[0]) for w in workers]
+    assert sum(admitted) == 50, admitted
