@@ -5,13 +5,13 @@ bots at /openai/chat, and in-process sample data when no OpenAI key is set."""
 from __future__ import annotations
 
 from app.connector import Connector, Surface
-from app.connectors.openai.connector import start
+from app.connectors.openai.connector import NAME, start
 from app.connectors.openai.settings import OpenAISettings
 
 __all__ = ["CONNECTOR"]
 
 CONNECTOR = Connector(
-    name="openai",
+    name=NAME,
     title="OpenAI",
     settings=OpenAISettings,
     surfaces=frozenset({Surface.OPENAI_COMPATIBLE, Surface.POWER_PLATFORM}),
