@@ -2,7 +2,8 @@
 """Project entry points that bootstrap themselves.
 
     python3 dev.py serve    serve on http://127.0.0.1:8000 (sample data unless LISTEN_API_KEY)
-    python3 dev.py test     lint, type-check and test, exactly as CI does
+    python3 dev.py test     lint, type-check and test, exactly as CI does (installs Debian's
+                            redis-server first when it is missing: the store tests start one)
     python3 dev.py build-lambda [--arch arm64|x86_64] [--python 3.12]
                             the AWS Lambda zip, dist/lambda.zip (no Docker needed)
     python3 dev.py bench cold-start|throughput   benchmarks (see bench/)
@@ -17,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import venv
@@ -96,7 +98,29 @@ def _host_bundle(zip_to: str | None = None) -> list[str]:
     return [*command, "--zip", zip_to] if zip_to else command
 
 
+def ensure_test_services() -> None:
+    """Make sure the servers the tests start are installed: Debian's `redis-server` (the
+    store's conformance tests run it on a loopback port, tests/servers.py). Idempotent;
+    installs with apt-get as root, and otherwise says what to install."""
+    if shutil.which("redis-server"):
+        return
+    if not shutil.which("apt-get"):
+        sys.exit("[dev] the tests need redis-server (Redis 7+) on PATH; please install it.")
+    if hasattr(os, "geteuid") and os.geteuid() != 0:
+        sys.exit(
+            "[dev] the tests need redis-server on PATH; install it once with "
+            "`sudo apt-get install -y redis-server` and run again."
+        )
+    _log("installing redis-server for the store tests (apt-get)")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "redis-server"], check=True, env=env)
+    if not shutil.which("redis-server"):
+        sys.exit("[dev] apt-get installed redis-server, but it is still not on PATH.")
+
+
 def test(args: list[str]) -> int:
+    ensure_test_services()
     sources = [p for p in ("app", "tests", "bench", "infra", "dev.py") if (ROOT / p).exists()]
     steps: list[tuple[str, list[str]]] = [
         ("lint", [str(BIN / "ruff"), "check", *sources]),

@@ -3,7 +3,9 @@
 `STORE_URL` picks the backend (`open_store`):
 
     sqlite:///path/to/state.db      the default: one file, WAL, safe for several workers on
-                                    one host (app/stores/sqlite.py)
+                                    one host (app/stores/sqlite.py); the path after the
+                                    third slash is relative (`sqlite:////var/lib/x.db` is
+                                    absolute, as in SQLAlchemy)
     redis://host:port/0             several hosts (app/stores/redis.py)
     dynamodb://TABLE?region=R       AWS Lambda (app/stores/dynamodb.py); `endpoint=URL`
                                     for a local DynamoDB-compatible server (tests: moto)
@@ -22,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
+from urllib.parse import parse_qs, urlsplit
 
 __all__ = [
     "Decision",
@@ -31,6 +34,7 @@ __all__ = [
     "StoreUnavailable",
     "Usage",
     "UsageDay",
+    "open_store",
 ]
 
 
@@ -162,3 +166,38 @@ class Store(Protocol):
         """Usage per subject and day from the UTC day of `since` on; every subject if None."""
 
     async def aclose(self) -> None: ...
+
+
+URL_FORMS = (
+    "sqlite:///relative/path.db or sqlite:////absolute/path.db, "
+    "redis://[:password@]host:port/db or rediss://…, "
+    "dynamodb://TABLE?region=REGION[&endpoint=http://host:port]"
+)
+
+
+def open_store(url: str) -> Store:
+    """The store `url` names (no I/O yet: the first operation connects, so a store that is
+    down fails requests, not startup). Raises ValueError, naming the accepted forms and
+    never echoing the URL (a Redis URL may carry a password), when `url` is not one."""
+    scheme, _, rest = url.partition("://")
+    if scheme == "sqlite" and rest.startswith("/") and rest.strip("/"):
+        from app.stores.sqlite import SqliteStore
+
+        return SqliteStore(rest[1:])
+    if scheme in ("redis", "rediss") and rest:
+        from app.stores.redis import RedisStore
+
+        return RedisStore(url)
+    if scheme == "dynamodb":
+        parts = urlsplit(url)
+        query = {name: values[-1] for name, values in parse_qs(parts.query).items()}
+        region, endpoint = query.get("region"), query.get("endpoint")
+        if parts.hostname and region and not parts.path.strip("/"):
+            from app.stores.dynamodb import DynamoStore
+
+            # The netloc, not `hostname`: table names are case-sensitive.
+            return DynamoStore(parts.netloc, region=region, endpoint=endpoint)
+    got = (
+        f"a {scheme}:// URL" if rest and scheme.isalpha() and len(scheme) < 12 else "something else"
+    )
+    raise ValueError(f"STORE_URL must be one of: {URL_FORMS} (got {got})")

@@ -1,0 +1,10 @@
+"""The store's backends, one module each, behind `app.store.Store` (see `app.store.open_store`).
+
+    sqlite.py     the default: one file on one host (stdlib sqlite3, WAL)
+    redis.py      several hosts (redis-py asyncio, one Lua script per admission)
+    dynamodb.py   AWS Lambda (boto3 in a thread, conditional updates)
+    limiter.py    the arithmetic they share: GCRA in microseconds, UTC day and month
+
+Each backend is imported only when its URL is opened, so a Lambda on DynamoDB never
+imports redis and a server on SQLite never imports boto3.
+"""

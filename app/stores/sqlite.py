@@ -1,0 +1,293 @@
+"""The embedded store: one SQLite file, safe for several workers on one host.
+
+- WAL (readers never wait for the writer), `synchronous=NORMAL` (durable against a crash
+  of the process; the last commits may be lost on power loss), `busy_timeout` so writers
+  of other processes queue instead of failing.
+- `admit` is one `BEGIN IMMEDIATE` transaction (read rate state, daily count and monthly
+  tokens, then write): IMMEDIATE takes the write lock first, so concurrent processes
+  serialise instead of failing with "database is locked" on a read-to-write upgrade.
+  Every other write is a single autocommit statement.
+- Every call runs on the store's own worker thread, which owns the one connection: one
+  thread hop per operation, never the event loop.
+- The clock is the caller's `now` (all writers share one host, so they agree).
+- The schema is created on first use and versioned with `PRAGMA user_version`.
+- WAL needs shared memory: the file must be on a local disk, not NFS/EFS, and not on
+  Lambda (its /tmp is per instance).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from app.store import Decision, KeyRecord, Limits, StoreUnavailable, Usage, UsageDay
+from app.stores import limiter
+
+__all__ = ["SCHEMA_VERSION", "SqliteStore"]
+
+T = TypeVar("T")
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS keys (
+    key_id TEXT PRIMARY KEY,
+    digest TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    prefix TEXT NOT NULL,
+    last4 TEXT NOT NULL,
+    created REAL NOT NULL,
+    scopes TEXT NOT NULL,
+    models TEXT NOT NULL,
+    rpm INTEGER,
+    daily_requests INTEGER,
+    monthly_tokens INTEGER,
+    expires REAL,
+    revoked REAL,
+    last_used REAL
+);
+CREATE TABLE IF NOT EXISTS rate (subject TEXT PRIMARY KEY, tat INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS usage (
+    subject TEXT NOT NULL,
+    day TEXT NOT NULL,
+    requests INTEGER NOT NULL DEFAULT 0,
+    refused INTEGER NOT NULL DEFAULT 0,
+    upstream_errors INTEGER NOT NULL DEFAULT 0,
+    prompt_tokens INTEGER NOT NULL DEFAULT 0,
+    completion_tokens INTEGER NOT NULL DEFAULT 0,
+    cache_saved INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (subject, day)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS monthly (
+    subject TEXT NOT NULL,
+    month TEXT NOT NULL,
+    tokens INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (subject, month)
+) WITHOUT ROWID;
+"""
+_KEY_COLUMNS = (
+    "key_id, digest, name, prefix, last4, created, scopes, models, rpm, daily_requests, "
+    "monthly_tokens, expires, revoked, last_used"
+)
+_USAGE_FIELDS = (
+    "requests",
+    "refused",
+    "upstream_errors",
+    "prompt_tokens",
+    "completion_tokens",
+    "cache_saved",
+)
+
+
+class SqliteStore:
+    """The `Store` on one SQLite file (created, with its folder, on first use)."""
+
+    name = "sqlite"
+
+    def __init__(self, path: str | Path, *, busy_timeout: float = 5.0) -> None:
+        self.path = Path(path)
+        self.busy_timeout = busy_timeout
+        self._db: sqlite3.Connection | None = None
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._thread, self._call, work)
+
+    def _call(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """On the worker thread: (re)connect when needed, run, map failures."""
+        try:
+            return work(self._connection())
+        except (sqlite3.Error, OSError) as exc:
+            # Reconnect on the next call: the file may come back (or be fixed) meanwhile.
+            self._close()
+            raise StoreUnavailable(f"sqlite: {self.path}: {exc}") from None
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._db is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(
+                self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
+            )
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
+                _migrate(db)
+            except BaseException:
+                db.close()
+                raise
+            self._db = db
+        return self._db
+
+    def _close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    # -- keys -----------------------------------------------------------------------------
+
+    async def put_key(self, record: KeyRecord) -> None:
+        row = _key_row(record)
+        sql = f"INSERT INTO keys ({_KEY_COLUMNS}) VALUES ({', '.join('?' * len(row))})"  # noqa: S608
+        await self._run(lambda db: db.execute(sql, row))
+
+    async def key_by_digest(self, digest: str) -> KeyRecord | None:
+        return await self._one("digest", digest)
+
+    async def key_by_id(self, key_id: str) -> KeyRecord | None:
+        return await self._one("key_id", key_id)
+
+    async def _one(self, column: str, value: str) -> KeyRecord | None:
+        sql = f"SELECT {_KEY_COLUMNS} FROM keys WHERE {column} = ?"  # noqa: S608
+        rows = await self._run(lambda db: db.execute(sql, (value,)).fetchall())
+        return _key_record(rows[0]) if rows else None
+
+    async def list_keys(self) -> Sequence[KeyRecord]:
+        sql = f"SELECT {_KEY_COLUMNS} FROM keys ORDER BY created, key_id"  # noqa: S608
+        rows = await self._run(lambda db: db.execute(sql).fetchall())
+        return [_key_record(row) for row in rows]
+
+    async def revoke(self, key_id: str, now: float) -> bool:
+        sql = "UPDATE keys SET revoked = coalesce(revoked, ?) WHERE key_id = ?"
+        cursor = await self._run(lambda db: db.execute(sql, (now, key_id)))
+        return cursor.rowcount > 0
+
+    async def touch(self, key_id: str, now: float) -> None:
+        sql = "UPDATE keys SET last_used = max(coalesce(last_used, 0), ?) WHERE key_id = ?"
+        await self._run(lambda db: db.execute(sql, (now, key_id)))
+
+    # -- limits and usage -----------------------------------------------------------------
+
+    async def admit(self, subject: str, limits: Limits, now: float) -> Decision:
+        return await self._run(lambda db: _admit(db, subject, limits, now))
+
+    async def record(self, subject: str, now: float, usage: Usage) -> None:
+        values = [getattr(usage, field) for field in _USAGE_FIELDS]
+        tokens = usage.prompt_tokens + usage.completion_tokens
+        day, month = limiter.day_of(now), limiter.month_of(now)
+        add = ", ".join(f"{f} = {f} + excluded.{f}" for f in _USAGE_FIELDS)
+        usage_sql = (
+            f"INSERT INTO usage (subject, day, {', '.join(_USAGE_FIELDS)}) "  # noqa: S608
+            f"VALUES (?, ?, {', '.join('?' * len(values))}) "
+            f"ON CONFLICT (subject, day) DO UPDATE SET {add}"
+        )
+        month_sql = (
+            "INSERT INTO monthly (subject, month, tokens) VALUES (?, ?, ?) "
+            "ON CONFLICT (subject, month) DO UPDATE SET tokens = tokens + excluded.tokens"
+        )
+
+        def write(db: sqlite3.Connection) -> None:
+            with _immediate(db):
+                db.execute(usage_sql, (subject, day, *values))
+                if tokens:
+                    db.execute(month_sql, (subject, month, tokens))
+
+        await self._run(write)
+
+    async def usage(self, subject: str | None, since: float) -> Sequence[UsageDay]:
+        columns = ", ".join(_USAGE_FIELDS)
+        sql = f"SELECT subject, day, {columns} FROM usage WHERE day >= ?"  # noqa: S608
+        args: tuple[str, ...] = (limiter.day_of(since),)
+        if subject is not None:
+            sql, args = sql + " AND subject = ?", (*args, subject)
+        rows = await self._run(
+            lambda db: db.execute(sql + " ORDER BY subject, day", args).fetchall()
+        )
+        return [UsageDay(*row) for row in rows]
+
+    async def aclose(self) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._thread, self._close)
+        self._thread.shutdown(wait=True)
+
+
+def _admit(db: sqlite3.Connection, subject: str, limits: Limits, now: float) -> Decision:
+    day, month, now_us = limiter.day_of(now), limiter.month_of(now), limiter.us(now)
+    with _immediate(db):
+        tat, requests, tokens = db.execute(
+            "SELECT (SELECT tat FROM rate WHERE subject = ?),"
+            " (SELECT requests FROM usage WHERE subject = ? AND day = ?),"
+            " (SELECT tokens FROM monthly WHERE subject = ? AND month = ?)",
+            (subject, subject, day, subject, month),
+        ).fetchone()
+        requests, tokens = requests or 0, tokens or 0
+        refusal = limiter.quota_refusal(limits, now, requests, tokens)
+        if refusal is not None:
+            return refusal
+        step = limiter.gcra(tat, now_us, limits.rpm)
+        if not step.allowed:
+            return limiter.rate_refusal(limits, step, requests, tokens)
+        db.execute(
+            "INSERT INTO rate (subject, tat) VALUES (?, ?)"
+            " ON CONFLICT (subject) DO UPDATE SET tat = excluded.tat",
+            (subject, step.tat),
+        )
+        db.execute(
+            "INSERT INTO usage (subject, day, requests) VALUES (?, ?, 1)"
+            " ON CONFLICT (subject, day) DO UPDATE SET requests = requests + 1",
+            (subject, day),
+        )
+    return limiter.allowed(limits, step, requests + 1, tokens)
+
+
+class _immediate:
+    """`BEGIN IMMEDIATE` … `COMMIT` (or `ROLLBACK` on an exception)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, kind: object, *_: object) -> None:
+        if kind is None:
+            self.db.execute("COMMIT")
+        elif self.db.in_transaction:
+            self.db.execute("ROLLBACK")
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Create the schema on first use; refuse a file written by a newer version."""
+    (version,) = db.execute("PRAGMA user_version").fetchone()
+    if version == SCHEMA_VERSION:
+        return
+    if version > SCHEMA_VERSION:
+        raise sqlite3.DatabaseError(
+            f"schema version {version} is newer than this code's {SCHEMA_VERSION}"
+        )
+    with _immediate(db):
+        for statement in _SCHEMA.split(";"):
+            if statement.strip():
+                db.execute(statement)
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def _key_row(record: KeyRecord) -> tuple[Any, ...]:
+    return (
+        record.key_id,
+        record.digest,
+        record.name,
+        record.prefix,
+        record.last4,
+        record.created,
+        ",".join(sorted(record.scopes)),
+        ",".join(sorted(record.models)),
+        record.rpm,
+        record.daily_requests,
+        record.monthly_tokens,
+        record.expires,
+        record.revoked,
+        record.last_used,
+    )
+
+
+def _key_record(row: tuple[Any, ...]) -> KeyRecord:
+    fields = dict(zip(_KEY_COLUMNS.replace(" ", "").split(","), row, strict=True))
+    for name in ("scopes", "models"):
+        fields[name] = frozenset(filter(None, fields[name].split(",")))
+    return KeyRecord(**fields)

@@ -1,0 +1,145 @@
+"""What differs per store backend: `STORE_URL` parsing, lazy imports, the schema, and
+each backend going away and coming back (StoreUnavailable, then service again)."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.store import Limits, StoreUnavailable, open_store
+from app.stores.sqlite import SCHEMA_VERSION, SqliteStore
+
+NOW = 1_795_687_200.0
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# -- STORE_URL --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "",
+        "state.db",
+        "sqlite://",
+        "sqlite:///",
+        "postgres://user:hunter2-secret@db/x",
+        "redis://",
+        "dynamodb://table",  # no region
+        "dynamodb://?region=eu-west-1",
+        "hunter2-secret",
+    ],
+)
+def test_a_bad_store_url_names_the_accepted_forms_and_never_echoes_it(url: str) -> None:
+    with pytest.raises(ValueError, match="sqlite:///") as caught:
+        open_store(url)
+    message = str(caught.value)
+    assert "redis://" in message and "dynamodb://TABLE?region=" in message
+    assert "hunter2" not in message
+
+
+def test_sqlite_url_paths_are_relative_after_three_slashes_absolute_after_four(
+    tmp_path: Path,
+) -> None:
+    relative = open_store("sqlite:///data/state.db")
+    absolute = open_store(f"sqlite:///{tmp_path}/state.db")
+    assert isinstance(relative, SqliteStore) and isinstance(absolute, SqliteStore)
+    assert relative.path == Path("data/state.db") and absolute.path == tmp_path / "state.db"
+    asyncio.run(relative.aclose())
+    asyncio.run(absolute.aclose())
+
+
+@pytest.mark.parametrize(
+    ("url", "absent"),
+    [
+        ("sqlite:///x.db", ("redis", "boto3", "botocore")),
+        ("redis://127.0.0.1:1/0", ("boto3", "botocore")),
+        ("dynamodb://t?region=eu-west-1", ("redis",)),
+    ],
+)
+def test_backends_import_only_their_own_client(url: str, absent: tuple[str, ...]) -> None:
+    code = (
+        "import sys; from app.store import open_store; open_store(sys.argv[1]); "
+        "print(' '.join(m for m in sys.argv[2:] if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, url, *absent],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == ""
+
+
+# -- SQLite -----------------------------------------------------------------------------
+
+
+def test_sqlite_creates_its_folder_file_and_versioned_schema(tmp_path: Path) -> None:
+    path = tmp_path / "new" / "folder" / "state.db"
+
+    async def scenario() -> None:
+        store = open_store(f"sqlite:///{path}")
+        assert not path.exists()  # nothing happens before the first operation
+        assert (await store.admit("s", Limits(rpm=1), NOW)).allowed
+        await store.aclose()
+
+    asyncio.run(scenario())
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_sqlite_refuses_a_file_from_a_newer_schema(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    with sqlite3.connect(path) as db:
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+
+    async def scenario() -> None:
+        store = SqliteStore(path)
+        with pytest.raises(StoreUnavailable, match="newer"):
+            await store.list_keys()
+        await store.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_sqlite_unusable_path_is_unavailable_until_it_is_fixed(tmp_path: Path) -> None:
+    blocker = tmp_path / "data"
+    blocker.write_text("a file where the data folder should be")
+
+    async def scenario() -> None:
+        store = SqliteStore(blocker / "state.db")
+        with pytest.raises(StoreUnavailable, match="sqlite"):
+            await store.admit("s", Limits(rpm=10), NOW)
+        blocker.unlink()  # the operator fixes it: the next call connects by itself
+        assert (await store.admit("s", Limits(rpm=10), NOW)).allowed
+        await store.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_sqlite_locked_beyond_the_busy_timeout_is_unavailable_then_recovers(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "state.db"
+
+    async def scenario() -> None:
+        store = SqliteStore(path, busy_timeout=0.2)
+        assert (await store.admit("s", Limits(rpm=10), NOW)).allowed
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN EXCLUSIVE")  # a stuck writer in another process
+        with pytest.raises(StoreUnavailable, match="locked"):
+            await store.admit("s", Limits(rpm=10), NOW)
+        other.execute("ROLLBACK")
+        other.close()
+        decision = await store.admit("s", Limits(rpm=10), NOW)
+        assert decision.allowed and decision.remaining == 8  # the failed call took nothing
+        await store.aclose()
+
+    asyncio.run(scenario())
