@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import inspect
 import logging
 import time
 from collections import OrderedDict
@@ -39,7 +38,15 @@ from app.limits import LimitHeaders, LocalLimiter
 from app.observability import current_record
 from app.security import API_KEY_HEADER, authenticate, presented_credential
 from app.settings import CoreSettings
-from app.store import Decision, KeyRecord, Limits, Store, StoreUnavailable, Usage
+from app.store import (
+    Decision,
+    KeyRecord,
+    Limits,
+    Store,
+    StoreUnavailable,
+    Usage,
+    open_store,
+)
 
 __all__ = ["STATIC_SUBJECT", "Admission", "Caller", "Gate", "UsageAccounting"]
 
@@ -115,14 +122,14 @@ class Gate:
     ) -> None:
         self.credentials = credentials
         self.store_url = settings.store
-        self._store = store
+        # No I/O yet (the first operation connects); a malformed STORE_URL fails here.
+        self._store = store if store is not None else open_store(self.store_url)
         self._rpm = settings.rate_limit_rpm
         pepper = settings.key_pepper
         self._pepper = pepper.get_secret_value().encode() if pepper is not None else None
         self._clock = clock
         self._cache = _KeyCache(settings.key_cache_ttl)
         self._local = LocalLimiter()
-        self._open_lock = asyncio.Lock()
         self._down = False
         self._retry_at = 0.0
         self._touched: dict[str, float] = {}
@@ -258,7 +265,7 @@ class Gate:
         if self._down and time.monotonic() < self._retry_at:
             raise StoreUnavailable("the store is unreachable (retrying shortly)")
         try:
-            result = await operation(await self._opened())
+            result = await operation(self._store)
         except StoreUnavailable as error:
             self._failed(error)
             raise
@@ -269,17 +276,6 @@ class Gate:
                 extra={"fields": {"event": "store_recovered", "store": self.store_url_safe}},
             )
         return result
-
-    async def _opened(self) -> Store:
-        if self._store is not None:
-            return self._store
-        async with self._open_lock:
-            if self._store is None:
-                from app.stores import open_store  # the backend's client only when needed
-
-                opened = open_store(self.store_url)
-                self._store = await opened if inspect.isawaitable(opened) else opened
-        return self._store
 
     def _failed(self, error: StoreUnavailable) -> None:
         self._retry_at = time.monotonic() + _RETRY_STORE
@@ -303,8 +299,7 @@ class Gate:
     async def aclose(self) -> None:
         for task in list(self._tasks):
             await asyncio.gather(task, return_exceptions=True)
-        if self._store is not None:
-            await self._store.aclose()
+        await self._store.aclose()
 
 
 def _refusal(caller: Caller, decision: Decision, now: float) -> LimitExceeded:
