@@ -15,7 +15,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-_SETTINGS = ("LISTEN_", "CHATGPT_", "PUBLIC_", "UPSTREAM_", "OPENAI_", "MAX_HEADER", "HEADER_", "STORE_", "DATA_DIR", "RATE_", "KEY_")
+_SETTINGS = (
+    "LISTEN_",
+    "CHATGPT_",
+    "PUBLIC_",
+    "UPSTREAM_",
+    "OPENAI_",
+    "MAX_HEADER",
+    "HEADER_",
+    "STORE_",
+    "DATA_DIR",
+    "RATE_",
+    "KEY_",
+)
 
 
 @dataclass(frozen=True)
