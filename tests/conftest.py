@@ -17,6 +17,9 @@ from app.main import create_app
 from app.observability import JsonFormatter
 from app.registry import Settings
 
+# Session-scoped real servers for the store tests (redis_server, moto_server).
+pytest_plugins = ["tests.servers"]
+
 SECRET = "test-secret-3f9a7c1e5b2d4086"
 OTHER_SECRET = "rotated-secret-8d6e4f2a0c1b3957"
 UPSTREAM_KEY = "upstream-key-71c5e2a9d0b84f63"

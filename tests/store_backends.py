@@ -15,7 +15,7 @@ from app.store import Store
 
 __all__ = ["BACKENDS", "Backend", "create_table", "open_backend"]
 
-BACKENDS = ["sqlite"]
+BACKENDS = ["sqlite", "redis", "dynamodb"]
 _tables = itertools.count(1)
 
 
@@ -37,6 +37,7 @@ def open_backend(
         yield Backend(name, lambda: SqliteStore(path))
     elif name == "redis":
         import redis
+
         from app.stores.redis import RedisStore
 
         server = request.getfixturevalue("redis_server")

@@ -17,7 +17,6 @@ from typing import Any, TypeVar
 import pytest
 
 from app.store import KeyRecord, Limits, Store, Usage, UsageDay
-from tests.servers import moto_server, redis_server  # noqa: F401  (fixtures)
 from tests.store_backends import BACKENDS, Backend, open_backend
 
 T = TypeVar("T")

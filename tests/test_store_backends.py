@@ -7,7 +7,9 @@ import asyncio
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -143,3 +145,121 @@ def test_sqlite_locked_beyond_the_busy_timeout_is_unavailable_then_recovers(
         await store.aclose()
 
     asyncio.run(scenario())
+
+
+# -- Redis ------------------------------------------------------------------------------
+
+
+def test_redis_down_is_unavailable_fast_then_recovers_on_restart(redis_server: Any) -> None:
+    from app.stores.redis import RedisStore
+
+    async def scenario() -> None:
+        store = RedisStore(redis_server.url, clock="caller")
+        assert (await store.admit("down", Limits(rpm=10), NOW)).allowed
+        redis_server.stop()
+        try:
+            started = time.monotonic()
+            with pytest.raises(StoreUnavailable, match="redis") as caught:
+                await store.admit("down", Limits(rpm=10), NOW)
+            assert time.monotonic() - started < 5  # generous: 1 s timeouts, one retry
+            with pytest.raises(StoreUnavailable):
+                await store.key_by_digest("0" * 64)
+        finally:
+            redis_server.start()  # same port, empty (no persistence)
+        assert "password" not in str(caught.value)
+        # The pool reconnects and the script is loaded again (NOSCRIPT) by itself.
+        decision = await store.admit("down", Limits(rpm=10), NOW)
+        assert decision.allowed and decision.remaining == 9
+        await store.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_redis_rate_runs_on_the_server_clock_by_default(redis_server: Any) -> None:
+    async def scenario() -> None:
+        store = open_store(redis_server.url)
+        subject = f"server-clock-{time.time()}"
+        started = time.monotonic()
+        decisions = [await store.admit(subject, Limits(rpm=60), NOW) for _ in range(70)]
+        elapsed = time.monotonic() - started
+        allowed = sum(d.allowed for d in decisions)
+        # 60 at once, plus one per second the loop took (one every 1 s at 60/min).
+        assert 60 <= allowed <= 60 + int(elapsed) + 1
+        refused = decisions[-1]
+        assert not refused.allowed and 0 < refused.retry_after <= 1
+        await asyncio.sleep(refused.retry_after + 0.05)
+        assert (await store.admit(subject, Limits(rpm=60), NOW)).allowed
+        # The caller's clock does not move the server's: an hour "later" is still refused.
+        assert (await store.admit(f"{subject}-slow", Limits(rpm=1), NOW)).allowed
+        assert not (await store.admit(f"{subject}-slow", Limits(rpm=1), NOW + 3600)).allowed
+        await store.aclose()
+
+    asyncio.run(scenario())
+
+
+# -- DynamoDB ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def dynamo_table(moto_server: Any, monkeypatch: pytest.MonkeyPatch) -> str:
+    from tests.store_backends import create_table
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    table = f"backend-test-{time.monotonic_ns()}"
+    create_table(moto_server.endpoint, table)
+    return table
+
+
+def test_dynamodb_down_is_unavailable_then_recovers(moto_server: Any, dynamo_table: str) -> None:
+    url = f"dynamodb://{dynamo_table}?region=us-east-1&endpoint={moto_server.endpoint}"
+
+    async def scenario() -> None:
+        store = open_store(url)
+        assert (await store.admit("down", Limits(rpm=10), NOW)).allowed
+        moto_server.stop()
+        try:
+            started = time.monotonic()
+            with pytest.raises(StoreUnavailable, match="dynamodb"):
+                await store.admit("down", Limits(rpm=10), NOW)
+            assert time.monotonic() - started < 10  # generous: 1 s timeouts, 2 attempts
+        finally:
+            moto_server.start()  # same port; moto's tables live in this process
+        decision = await store.admit("down", Limits(rpm=10), NOW)
+        assert decision.allowed and decision.remaining == 8
+        await store.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_dynamodb_missing_table_is_unavailable(moto_server: Any, dynamo_table: str) -> None:
+    url = f"dynamodb://no-such-table?region=us-east-1&endpoint={moto_server.endpoint}"
+
+    async def scenario() -> None:
+        store = open_store(url)
+        with pytest.raises(StoreUnavailable, match="ResourceNotFound"):
+            await store.key_by_digest("0" * 64)
+        await store.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_dynamodb_expired_usage_is_ignored_although_moto_keeps_it(
+    moto_server: Any, dynamo_table: str
+) -> None:
+    from app.store import Usage
+    from app.stores.dynamodb import USAGE_DAYS, DynamoStore
+
+    long_ago = time.time() - (USAGE_DAYS + 2) * 86_400
+
+    async def scenario() -> tuple[int, int]:
+        store = DynamoStore(dynamo_table, region="us-east-1", endpoint=moto_server.endpoint)
+        await store.record("old", long_ago, Usage(refused=1))
+        await store.record("old", time.time(), Usage(refused=2))
+        shown = await store.usage("old", long_ago - 86_400)
+        stored = await asyncio.to_thread(store._client.scan, TableName=dynamo_table, Select="COUNT")
+        await store.aclose()
+        return len(shown), stored["Count"]
+
+    shown, stored = asyncio.run(scenario())
+    assert (shown, stored) == (1, 2)

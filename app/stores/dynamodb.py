@@ -1,0 +1,385 @@
+"""The store on DynamoDB, for AWS Lambda: one table (`pk`, `sk`; TTL on `ttl`), boto3's
+client called through `asyncio.to_thread` (Lambda ships boto3; aiobotocore lags it).
+
+    item               pk                 sk               attributes
+    key record         KEY#<digest>       META             key_id, name, … (KeyRecord)
+    key id index       KID#<key_id>       META             digest
+    rate and tokens    RL#<subject>       STATE            tat (µs), m#YYYY-MM (tokens), ttl
+    usage of one day   RL#<subject>       D#YYYY-MM-DD     requests, refused, …, ttl
+
+- Clock: the caller's `now` (Lambda hosts keep NTP time).
+- `admit` (an update expression cannot compute `max(tat, now)`, so GCRA takes one of two
+  conditional branches, chosen from the last `tat` this process saw):
+  1. UpdateItem STATE: idle `tat = now + inc` if `tat < now`, or busy `tat = tat + inc` if
+     `now <= tat <= now + period - inc`; both also require the month's tokens below the
+     quota. On failure DynamoDB returns the old item: a refusal needs no other trip, a
+     wrong branch tries the other one.
+  2. UpdateItem D#day: `ADD requests 1` if below the daily quota. If the quota is spent,
+     the rate taken in 1 is given back (`tat - inc`: exact, GCRA is additive), and this
+     process remembers the day as spent (counts only grow), so later refusals cost no trip.
+  So: admitted in 2 round trips (3 on a wrong branch), rate-refused in 1.
+  On a quota or rate refusal, `daily_remaining` is from the last count this process saw.
+- Expired items may linger (DynamoDB deletes them within days; moto never): reads check
+  `ttl` in code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from app.store import Decision, KeyRecord, Limits, StoreUnavailable, Usage, UsageDay
+from app.stores import limiter
+
+__all__ = ["USAGE_DAYS", "DynamoStore"]
+
+T = TypeVar("T")
+USAGE_DAYS = 400
+_STATE_TTL = 62 * 86_400
+_USAGE_FIELDS = (
+    "requests",
+    "refused",
+    "upstream_errors",
+    "prompt_tokens",
+    "completion_tokens",
+    "cache_saved",
+)
+_KEY_TEXT = ("key_id", "name", "prefix", "last4")
+_KEY_NUMBERS = ("rpm", "daily_requests", "monthly_tokens", "expires", "revoked", "last_used")
+_INTEGERS = {"rpm", "daily_requests", "monthly_tokens"}
+
+
+class DynamoStore:
+    """The `Store` on DynamoDB table `table` (created by infra/template.yaml)."""
+
+    name = "dynamodb"
+
+    def __init__(self, table: str, *, region: str, endpoint: str | None = None) -> None:
+        self.table = table
+        config = Config(
+            connect_timeout=1,
+            read_timeout=1,
+            retries={"max_attempts": 2},
+            max_pool_connections=64,
+        )
+        self._client: Any = boto3.session.Session().client(
+            "dynamodb", region_name=region, endpoint_url=endpoint, config=config
+        )
+        self._tat_seen: dict[str, int] = {}
+        self._requests_seen: dict[tuple[str, str], int] = {}
+        self._day_spent: dict[tuple[str, str], int] = {}
+
+    async def _call(self, operation: str, **kwargs: Any) -> Any:
+        try:
+            method: Callable[..., Any] = getattr(self._client, operation)
+            return await asyncio.to_thread(method, TableName=self.table, **kwargs)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                raise
+            raise StoreUnavailable(f"dynamodb: {operation}: {_error(exc)}") from None
+        except BotoCoreError as exc:
+            raise StoreUnavailable(f"dynamodb: {operation}: {exc}") from None
+
+    # -- keys -----------------------------------------------------------------------------
+
+    async def put_key(self, record: KeyRecord) -> None:
+        item = {"pk": _s(f"KEY#{record.digest}"), "sk": _s("META"), **_key_item(record)}
+        index = {"pk": _s(f"KID#{record.key_id}"), "sk": _s("META"), "digest": _s(record.digest)}
+        try:
+            await asyncio.to_thread(
+                self._client.transact_write_items,
+                TransactItems=[
+                    {"Put": {"TableName": self.table, "Item": item}},
+                    {"Put": {"TableName": self.table, "Item": index}},
+                ],
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreUnavailable(f"dynamodb: TransactWriteItems: {_error(exc)}") from None
+
+    async def key_by_digest(self, digest: str) -> KeyRecord | None:
+        item = await self._get(f"KEY#{digest}", "META")
+        return _key_record(digest, item) if item else None
+
+    async def key_by_id(self, key_id: str) -> KeyRecord | None:
+        digest = await self._digest(key_id)
+        return await self.key_by_digest(digest) if digest else None
+
+    async def list_keys(self) -> Sequence[KeyRecord]:
+        items = await self._scan("begins_with(pk, :p) AND sk = :m", {":p": "KEY#", ":m": "META"})
+        records = [_key_record(item["pk"]["S"][4:], item) for item in items]
+        return sorted(records, key=lambda r: (r.created, r.key_id))
+
+    async def revoke(self, key_id: str, now: float) -> bool:
+        return await self._update_key(key_id, "SET revoked = if_not_exists(revoked, :t)", now)
+
+    async def touch(self, key_id: str, now: float) -> None:
+        await self._update_key(key_id, "SET last_used = :t", now)
+
+    async def _digest(self, key_id: str) -> str | None:
+        item = await self._get(f"KID#{key_id}", "META")
+        return item["digest"]["S"] if item else None
+
+    async def _update_key(self, key_id: str, expression: str, now: float) -> bool:
+        digest = await self._digest(key_id)
+        if digest is None:
+            return False
+        try:
+            await self._call(
+                "update_item",
+                Key={"pk": _s(f"KEY#{digest}"), "sk": _s("META")},
+                UpdateExpression=expression,
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues={":t": _n(now)},
+            )
+        except ClientError:
+            return False
+        return True
+
+    async def _get(self, pk: str, sk: str) -> dict[str, Any] | None:
+        answer = await self._call("get_item", Key={"pk": _s(pk), "sk": _s(sk)}, ConsistentRead=True)
+        item: dict[str, Any] | None = answer.get("Item")
+        return item
+
+    async def _scan(self, condition: str, values: dict[str, str]) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {
+            "FilterExpression": condition,
+            "ExpressionAttributeValues": {k: _s(v) for k, v in values.items()},
+        }
+        while True:
+            page = await self._call("scan", **kwargs)
+            items += page.get("Items", [])
+            if "LastEvaluatedKey" not in page:
+                return items
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    # -- limits and usage -----------------------------------------------------------------
+
+    async def admit(self, subject: str, limits: Limits, now: float) -> Decision:
+        day, month = limiter.day_of(now), limiter.month_of(now)
+        seen = self._requests_seen.get((subject, day), 0)
+        spent = self._day_spent.get((subject, day))
+        if spent is not None and limits.daily_requests is not None:
+            refusal = limiter.quota_refusal(limits, now, spent, 0)
+            if refusal is not None and refusal.reason == "quota_exceeded":
+                return refusal
+        now_us, inc = limiter.us(now), limiter.increment(limits.rpm)
+        state_key = {"pk": _s(f"RL#{subject}"), "sk": _s("STATE")}
+        busy = self._tat_seen.get(subject, 0) >= now_us
+        for _ in range(4):
+            update = self._gcra_branch(busy, now, now_us, inc, month, limits)
+            try:
+                answer = await self._call(
+                    "update_item",
+                    Key=state_key,
+                    ReturnValues="ALL_NEW",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                    **update,
+                )
+            except ClientError as exc:
+                old = exc.response.get("Item", {})
+                tokens = _int(old.get(f"m#{month}"))
+                tat = _int(old.get("tat")) if "tat" in old else None
+                self._tat_seen[subject] = tat or 0
+                refusal = limiter.quota_refusal(
+                    Limits(limits.rpm, None, limits.monthly_tokens), now, seen, tokens
+                )
+                if refusal is not None:
+                    return limiter.quota_refusal(limits, now, seen, tokens) or refusal
+                step = limiter.gcra(tat, now_us, limits.rpm)
+                if not step.allowed:
+                    return limiter.rate_refusal(limits, step, seen, tokens)
+                busy = not busy  # the other branch's condition holds
+                continue
+            new = answer["Attributes"]
+            new_tat, tokens = _int(new["tat"]), _int(new.get(f"m#{month}"))
+            self._tat_seen[subject] = new_tat
+            break
+        else:
+            raise StoreUnavailable("dynamodb: rate state kept changing (contention)")
+        requests = await self._count_request(subject, day, now, limits)
+        if requests is None:  # the daily quota is spent: give the rate back
+            await self._call(
+                "update_item",
+                Key=state_key,
+                UpdateExpression="ADD tat :back",
+                ExpressionAttributeValues={":back": _n(-inc)},
+            )
+            spent = self._day_spent.setdefault((subject, day), limits.daily_requests or 0)
+            return limiter.quota_refusal(limits, now, spent, tokens) or _never()
+        self._requests_seen[(subject, day)] = requests
+        step = limiter.decision_after(new_tat, now_us, limits.rpm)
+        return limiter.allowed(limits, step, requests, tokens)
+
+    def _gcra_branch(
+        self, busy: bool, now: float, now_us: int, inc: int, month: str, limits: Limits
+    ) -> dict[str, Any]:
+        values = {":now": _n(now_us), ":ttl": _n(int(now) + _STATE_TTL)}
+        if busy:
+            expression, condition = "SET tat = tat + :inc", "tat >= :now AND tat <= :max"
+            values[":inc"] = _n(inc)
+            values[":max"] = _n(now_us + limiter.MINUTE_US - inc)
+        else:
+            expression, condition = "SET tat = :next", "(attribute_not_exists(tat) OR tat < :now)"
+            values[":next"] = _n(now_us + inc)
+        names = {"#ttl": "ttl"}
+        if limits.monthly_tokens is not None:
+            condition += " AND (attribute_not_exists(#m) OR #m < :quota)"
+            values[":quota"] = _n(limits.monthly_tokens)
+            names["#m"] = f"m#{month}"
+        return {
+            "UpdateExpression": expression + ", #ttl = :ttl",
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+        }
+
+    async def _count_request(
+        self, subject: str, day: str, now: float, limits: Limits
+    ) -> int | None:
+        """Count one admitted request in the day's usage; None if the daily quota is spent."""
+        kwargs: dict[str, Any] = {
+            "Key": {"pk": _s(f"RL#{subject}"), "sk": _s(f"D#{day}")},
+            "UpdateExpression": "ADD requests :one SET #ttl = if_not_exists(#ttl, :ttl)",
+            "ExpressionAttributeNames": {"#ttl": "ttl"},
+            "ExpressionAttributeValues": {
+                ":one": _n(1),
+                ":ttl": _n(int(now) + USAGE_DAYS * 86_400),
+            },
+            "ReturnValues": "UPDATED_NEW",
+        }
+        if limits.daily_requests is not None:
+            kwargs["ConditionExpression"] = "attribute_not_exists(requests) OR requests < :max"
+            kwargs["ExpressionAttributeValues"][":max"] = _n(limits.daily_requests)
+        try:
+            answer = await self._call("update_item", **kwargs)
+        except ClientError:
+            return None
+        return _int(answer["Attributes"]["requests"])
+
+    async def record(self, subject: str, now: float, usage: Usage) -> None:
+        day, month = limiter.day_of(now), limiter.month_of(now)
+        adds = {f: getattr(usage, f) for f in _USAGE_FIELDS if getattr(usage, f)}
+        expression = "SET #ttl = if_not_exists(#ttl, :ttl)"
+        if adds:
+            expression += " ADD " + ", ".join(f"{f} :{f}" for f in adds)
+        values = {f":{f}": _n(v) for f, v in adds.items()}
+        await self._call(
+            "update_item",
+            Key={"pk": _s(f"RL#{subject}"), "sk": _s(f"D#{day}")},
+            UpdateExpression=expression,
+            ExpressionAttributeNames={"#ttl": "ttl"},
+            ExpressionAttributeValues={**values, ":ttl": _n(int(now) + USAGE_DAYS * 86_400)},
+        )
+        tokens = usage.prompt_tokens + usage.completion_tokens
+        if tokens:
+            await self._call(
+                "update_item",
+                Key={"pk": _s(f"RL#{subject}"), "sk": _s("STATE")},
+                UpdateExpression="ADD #m :n SET #ttl = :ttl",
+                ExpressionAttributeNames={"#m": f"m#{month}", "#ttl": "ttl"},
+                ExpressionAttributeValues={
+                    ":n": _n(tokens),
+                    ":ttl": _n(int(max(now, time.time())) + _STATE_TTL),
+                },
+            )
+
+    async def usage(self, subject: str | None, since: float) -> Sequence[UsageDay]:
+        first = f"D#{limiter.day_of(since)}"
+        if subject is None:
+            items = await self._scan(
+                "begins_with(pk, :p) AND sk BETWEEN :first AND :last",
+                {":p": "RL#", ":first": first, ":last": "D#9999"},
+            )
+        else:
+            items = list(await self._query(f"RL#{subject}", first))
+        alive = time.time()
+        return sorted(
+            (
+                UsageDay(
+                    item["pk"]["S"][3:],
+                    item["sk"]["S"][2:],
+                    **{f: _int(item.get(f)) for f in _USAGE_FIELDS},
+                )
+                for item in items
+                if _int(item.get("ttl")) > alive  # TTL deletion lags (never, on moto)
+            ),
+            key=lambda u: (u.subject, u.day),
+        )
+
+    async def _query(self, pk: str, first: str) -> Iterator[dict[str, Any]]:
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": "pk = :pk AND sk BETWEEN :first AND :last",
+            "ExpressionAttributeValues": {
+                ":pk": _s(pk),
+                ":first": _s(first),
+                ":last": _s("D#9999"),
+            },
+        }
+        pages = []
+        while True:
+            page = await self._call("query", **kwargs)
+            pages += page.get("Items", [])
+            if "LastEvaluatedKey" not in page:
+                return iter(pages)
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    async def aclose(self) -> None:
+        await asyncio.to_thread(self._client.close)
+
+
+def _never() -> Decision:
+    raise AssertionError("a spent daily quota always refuses")
+
+
+def _error(exc: Exception) -> str:
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        return f"{error.get('Code', 'error')}: {error.get('Message', '')}"
+    return str(exc)
+
+
+def _s(text: str) -> dict[str, str]:
+    return {"S": text}
+
+
+def _n(number: float) -> dict[str, str]:
+    return {"N": repr(number)}
+
+
+def _int(value: dict[str, str] | None) -> int:
+    return int(value["N"]) if value else 0
+
+
+def _key_item(record: KeyRecord) -> dict[str, Any]:
+    item: dict[str, Any] = {name: _s(getattr(record, name)) for name in _KEY_TEXT}
+    item["created"] = _n(record.created)
+    item["scopes"] = _s(",".join(sorted(record.scopes)))
+    item["models"] = _s(",".join(sorted(record.models)))
+    for name in _KEY_NUMBERS:
+        value = getattr(record, name)
+        if value is not None:
+            item[name] = _n(value)
+    return item
+
+
+def _key_record(digest: str, item: dict[str, Any]) -> KeyRecord:
+    numbers: dict[str, Any] = {}
+    for name in _KEY_NUMBERS:
+        if name in item:
+            text = item[name]["N"]
+            numbers[name] = int(text) if name in _INTEGERS else float(text)
+    return KeyRecord(
+        digest=digest,
+        **{name: item[name]["S"] for name in _KEY_TEXT},
+        created=float(item["created"]["N"]),
+        scopes=frozenset(filter(None, item["scopes"]["S"].split(","))),
+        models=frozenset(filter(None, item["models"]["S"].split(","))),
+        **numbers,
+    )
