@@ -8,8 +8,8 @@ import gzip
 import json
 import os
 import subprocess
-import tempfile
 import sys
+import tempfile
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
