@@ -17,6 +17,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route
 
 from app import __version__
+from app.callers import Gate, UsageAccounting
 from app.connector import Surface
 from app.credentials import Credentials, SecretRef, StoredSecret
 from app.errors import ServiceError
@@ -50,7 +51,10 @@ def _ready_settings(settings: CoreSettings) -> CoreSettings:
             flush=True,
         )
     elif not settings.has_bearer_secret:
-        log.error("CHATGPT_SECRET is not set: the API is closed and answers 503")
+        log.error(
+            "CHATGPT_SECRET is not set: only managed keys (python -m app keys) are accepted; "
+            "other callers get 503"
+        )
     return settings
 
 
@@ -78,7 +82,7 @@ def create_app(
     settings = settings if settings is not None else Settings()
     configure_logging(settings.log_level)
     settings = _ready_settings(settings)
-    callers = _callers(settings)
+    gate = Gate(settings, _callers(settings))
     replaced = dict(transports or {})
     plugin = next((c for c in CONNECTORS if Surface.PLUGIN in c.surfaces), None)
     if transport is not None and plugin is not None:
@@ -86,7 +90,7 @@ def create_app(
     started = {
         connector.name: (
             connector,
-            connector.start(settings, callers, replaced.get(connector.name), network),
+            connector.start(settings, gate, replaced.get(connector.name), network),
         )
         for connector in CONNECTORS
     }
@@ -98,6 +102,7 @@ def create_app(
         await mcp.aclose()
         for _connector, running in started.values():
             await running.aclose()
+        await gate.aclose()
 
     app = FastAPI(
         title="Upstream API proxy",
@@ -109,7 +114,7 @@ def create_app(
         # Off unless asked for: FastAPI checks for OpenTelemetry providers on every request.
         telemetry=None if settings.otel_enabled else _NO_TELEMETRY,
     )
-    app.state.services = Services(settings=settings, credentials=callers, connectors=started)
+    app.state.services = Services(settings=settings, gate=gate, connectors=started)
     app.router.routes.extend(public_routes())
     app.router.routes.extend(
         connector_spec_route(connector)
@@ -119,13 +124,14 @@ def create_app(
     for connector, running in started.values():
         if running.upstream is not None:
             app.router.routes.extend(
-                OperationRoute(operation, connector.api_prefix, running.upstream)
+                OperationRoute(operation, connector.api_prefix, running.upstream, connector.name)
                 for operation in connector.operations
             )
         app.router.routes.extend(running.routes)
     app.router.routes.append(Route(MCP_PATH, mcp, include_in_schema=False))
     app.add_exception_handler(ServiceError, handle_service)
     app.add_exception_handler(HTTPException, handle_http)
+    app.add_middleware(UsageAccounting, gate=gate)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,

@@ -1,4 +1,5 @@
-"""The /mcp endpoint: the bearer check, then the MCP SDK's Streamable HTTP app.
+"""The /mcp endpoint: the caller admitted (a key needs the scope of a connector whose tools
+it offers), then the MCP SDK's Streamable HTTP app.
 
 The SDK (about 1.3 s to import) is imported and the MCP server built on the first /mcp
 request, not at startup. Its session manager may run only once per process, so it runs
@@ -16,10 +17,10 @@ from typing import Any
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.connector import Surface
 from app.errors import ServiceError
 from app.observability import current_record
 from app.problems import error_response, handle_service
-from app.security import authenticate
 from app.services import Services, services_of
 
 __all__ = ["MCP_PATH", "MCPEndpoint"]
@@ -40,8 +41,14 @@ class MCPEndpoint:
         request = Request(scope, receive)
         current_record().operation = "mcp"
         services = services_of(request)
+        # A key may use MCP when it may use a connector whose tools MCP offers.
+        scopes = [
+            name
+            for name, (connector, _) in services.connectors.items()
+            if Surface.MCP in connector.surfaces
+        ]
         try:
-            await authenticate(request.headers, services.credentials)
+            await services.gate.enter(request.headers, scopes)
         except ServiceError as error:
             await (await handle_service(request, error))(scope, receive, send)
             return
