@@ -98,14 +98,17 @@ class Operation:
             raise UpstreamUnavailable(detail=detail) from None
 
 
-_SAFE = re.compile(r"[^\w .,:;'()/=<>+-]")
+# Pydantic's messages name the rule (a pattern such as `^[0-9a-f]{32}$`, the allowed
+# values) but never the input (`include_input=False`); only control characters, which
+# could forge a log line or a header, are dropped, and the length is capped.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def _problems(error: ValidationError) -> list[ParameterProblem]:
     found = []
     for item in error.errors(include_input=False, include_url=False):
         where = ".".join(str(part) for part in item["loc"]) or "query"
-        found.append(ParameterProblem(where, _SAFE.sub("", item["msg"])[:200]))
+        found.append(ParameterProblem(where, _CONTROL.sub("", item["msg"])[:200]))
     return found
 
 

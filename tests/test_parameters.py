@@ -206,3 +206,24 @@ def test_comma_lists_accept_exactly_their_published_pattern(
     else:
         assert response.status_code == 422 and not route.called
         assert "comma-separated" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("url", "param", "rule"),
+    [
+        ("/api/v2/episodes/NOT-AN-ID-zz{}", "id", "'^[0-9a-f]{32}$'"),
+        ("/api/v2/search_podcasts?q=x&language=9random", "language", r"'^[^\W\d_][\w ()'.-]*$'"),
+    ],
+)
+def test_422_messages_keep_the_rule_intact_and_never_echo_the_input(
+    client: TestClient, upstream: respx.MockRouter, url: str, param: str, rule: str
+) -> None:
+    response = client.get(url, headers=AUTH)
+    assert response.status_code == 422
+    [detail] = response.json()["error"]["details"]
+    assert detail["param"] == param
+    assert rule in detail["message"]  # brackets, braces, ^ and $ all kept
+    assert rule in response.json()["error"]["message"]
+    for sent in ("NOT-AN-ID", "random"):
+        assert sent not in response.text
+    assert not upstream.calls
