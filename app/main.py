@@ -13,11 +13,11 @@ from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
 from pydantic import SecretStr
 from starlette.exceptions import HTTPException
-from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route
 
 from app import __version__
 from app.connector import Surface
+from app.cors import JsonCORSMiddleware
 from app.credentials import Credentials, SecretRef, StoredSecret
 from app.errors import ServiceError
 from app.mcp_mount import MCP_PATH, MCPEndpoint
@@ -106,6 +106,7 @@ def create_app(
         docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
+        redirect_slashes=False,  # a trailing slash is a JSON 404 naming the path (app.problems)
         # Off unless asked for: FastAPI checks for OpenTelemetry providers on every request.
         telemetry=None if settings.otel_enabled else _NO_TELEMETRY,
     )
@@ -127,7 +128,7 @@ def create_app(
     app.add_exception_handler(ServiceError, handle_service)
     app.add_exception_handler(HTTPException, handle_http)
     app.add_middleware(
-        CORSMiddleware,
+        JsonCORSMiddleware,
         allow_origins=settings.cors_origins,
         allow_methods=["GET"],
         allow_headers=[
