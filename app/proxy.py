@@ -51,7 +51,7 @@ def _endpoint(operation: Operation, upstream: Upstream) -> Callable[[Request], A
     async def endpoint(request: Request) -> Response:
         current_record().operation = operation.name
         await authenticate(request.headers, services_of(request).credentials)
-        params = operation.parse(request.query_params.multi_items(), request.path_params)
+        params = operation.parse_query_string(request.scope["query_string"], request.path_params)
         answer = await call_operation(operation, params, upstream)
         return Response(encode_answer(answer), media_type="application/json")
 
