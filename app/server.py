@@ -11,6 +11,11 @@ bounds, both enforced before the app sees anything, so neither needs a bearer se
   connection opened, for the first request) is answered `408` and closed; a connection that
   sent nothing is closed silently. Keep-alive idle time stays uvicorn's.
 
+Its other refusals are in the project's error shape too, never uvicorn's `text/plain`: a
+request line over `MAX_URL_BYTES` is `414 url_too_long`, and a request the HTTP parser
+rejects (bytes that are not HTTP, a bad character in the request line) `400 bad_request`;
+each closes the connection.
+
 `python -m app serve` runs it; the Dockerfile, `dev.py serve`, the tests' live server and the
 benchmark all go through there. On AWS Lambda none of this runs: API Gateway and ALBs bound
 request heads themselves. Importing this module imports uvicorn, so the Lambda handler's
@@ -33,10 +38,17 @@ __all__ = ["HeadLimitedProtocol", "serve"]
 
 DEFAULT_MAX_HEADER_BYTES = 16 * 1024
 DEFAULT_HEADER_TIMEOUT = 10.0
+MAX_URL_BYTES = 8 * 1024
+"""Longest request target accepted (path and query): far above any valid call, and under
+what API Gateway and ALBs accept, so a URL served here is served there."""
 
 
 class _HeadTooLarge(Exception):
     """Raised from a parser callback to stop parsing an oversized head."""
+
+
+class _UrlTooLong(Exception):
+    """Raised from a parser callback to stop parsing an over-long request target."""
 
 
 def _error_answer(status: int, code: str, message: str) -> bytes:
@@ -55,6 +67,14 @@ def _error_answer(status: int, code: str, message: str) -> bytes:
 def _too_large_answer(max_header_bytes: int) -> bytes:
     message = f"Request headers exceed {max_header_bytes} bytes."
     return _error_answer(431, "headers_too_large", message)
+
+
+_URL_TOO_LONG = _error_answer(
+    414, "url_too_long", f"The request's URL exceeds {MAX_URL_BYTES} bytes."
+)
+_BAD_REQUEST = _error_answer(
+    400, "bad_request", "The request is not valid HTTP/1.1 (e.g. a byte not allowed in a URL)."
+)
 
 
 def _too_slow_answer(header_timeout: float) -> bytes:
@@ -119,10 +139,11 @@ class HeadLimitedProtocol(HttpToolsProtocol):
         except httptools.HttpParserError as error:
             if isinstance(error.__context__, _HeadTooLarge):
                 self._refuse(self._too_large)
+            elif isinstance(error.__context__, _UrlTooLong):
+                self._refuse(_URL_TOO_LONG)
             else:
-                msg = "Invalid HTTP request received."
-                self.logger.warning(msg)
-                self.send_400_response(msg)
+                self.logger.warning("Invalid HTTP request received.")
+                self._refuse(_BAD_REQUEST)
             return
         if self._head_open and not self.transport.is_closing():
             if not self._head_fresh:
@@ -140,6 +161,11 @@ class HeadLimitedProtocol(HttpToolsProtocol):
         self._head_open = True
         self._head_fresh = True
         self._head_bytes = 0
+
+    def on_url(self, url: bytes) -> None:
+        super().on_url(url)
+        if len(self.url) > MAX_URL_BYTES:
+            raise _UrlTooLong
 
     def on_headers_complete(self) -> None:
         fits_one_read = self._head_fresh and self._read_size <= self.max_header_bytes
