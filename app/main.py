@@ -27,6 +27,7 @@ from app.proxy import OperationRoute
 from app.public import connector_spec_route, public_routes
 from app.registry import CONNECTORS, Settings
 from app.services import Services
+from app.setting_errors import settings_or_exit
 from app.settings import CoreSettings
 
 __all__ = ["create_app"]  # and `app`, built on first access (see __getattr__)
@@ -153,5 +154,5 @@ def __getattr__(name: str) -> FastAPI:
     if name != "app":
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     if _default_app is None:
-        _default_app = create_app()
+        _default_app = create_app(settings_or_exit(Settings))  # bad settings: one line each
     return _default_app

@@ -26,12 +26,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import socket
+import sys
 from typing import Any
 
 import httptools
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
+from app.setting_errors import settings_or_exit
 from app.settings import CoreSettings as Settings
 
 __all__ = ["HeadLimitedProtocol", "serve"]
@@ -203,12 +207,17 @@ class HeadLimitedProtocol(HttpToolsProtocol):
 
 
 def serve(host: str, port: int, *, log_level: str = "info") -> None:
-    """Serve app.main:app on host:port until interrupted, with the head bounds of `Settings`."""
-    settings = Settings()
+    """Serve app.main:app on host:port until interrupted, with the head bounds of `Settings`.
+
+    Bad settings and a taken address each end the process with one line on stderr and
+    status 2, before anything else is printed (in sample-data mode, a generated secret
+    that no server would accept)."""
+    settings = settings_or_exit(Settings)
+    listening = _bound(host, port)
     protocol = HeadLimitedProtocol.configured(settings.max_header_bytes, settings.header_timeout)
     # The app writes one structured line per request; uvicorn's own would repeat it (with
     # the query string), so it is off.
-    uvicorn.run(
+    config = uvicorn.Config(
         "app.main:app",
         host=host,
         port=port,
@@ -216,3 +225,28 @@ def serve(host: str, port: int, *, log_level: str = "info") -> None:
         access_log=False,
         log_level=log_level,
     )
+    shown = f"[{host}]" if ":" in host else host
+    logging.getLogger("uvicorn.error").info(
+        "Serving on http://%s:%d (Press CTRL+C to quit)", shown, listening.getsockname()[1]
+    )
+    uvicorn.Server(config).run(sockets=[listening])
+
+
+def _bound(host: str, port: int) -> socket.socket:
+    """A socket bound to host:port (uvicorn listens on it), or exit naming HOST and PORT."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        reason = error.strerror or type(error).__name__
+        print(
+            f"Cannot listen on {host}:{port} ({reason}). Stop what uses it, or choose another "
+            "address with HOST and PORT (or --host and --port).",
+            file=sys.stderr,
+        )
+        raise SystemExit(2) from None
+    sock.set_inheritable(True)
+    return sock
