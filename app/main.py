@@ -22,7 +22,7 @@ from app.credentials import Credentials, SecretRef, StoredSecret
 from app.errors import ServiceError
 from app.mcp_mount import MCP_PATH, MCPEndpoint
 from app.observability import AccessLog, configure_logging
-from app.problems import handle_http, handle_service
+from app.problems import handle_http, handle_service, handle_unexpected
 from app.proxy import OperationRoute
 from app.public import connector_spec_route, public_routes
 from app.registry import CONNECTORS, Settings
@@ -128,6 +128,7 @@ def create_app(
     app.router.routes.append(Route(MCP_PATH, mcp, include_in_schema=False))
     app.add_exception_handler(ServiceError, handle_service)
     app.add_exception_handler(HTTPException, handle_http)
+    app.add_exception_handler(Exception, handle_unexpected)  # 500 in JSON, never text/plain
     app.add_middleware(
         JsonCORSMiddleware,
         allow_origins=settings.cors_origins,

@@ -30,7 +30,14 @@ from app.errors import (
 )
 from app.observability import current_record
 
-__all__ = ["ERROR_STATUSES", "ErrorBody", "error_response", "handle_http", "handle_service"]
+__all__ = [
+    "ERROR_STATUSES",
+    "ErrorBody",
+    "error_response",
+    "handle_http",
+    "handle_service",
+    "handle_unexpected",
+]
 
 log = logging.getLogger("app.problems")
 
@@ -119,6 +126,13 @@ async def handle_service(request: Request, exc: Exception) -> Response:
             extra={"fields": {"event": "upstream_failed", "operation": record.operation}},
         )
     return error_response(status, exc.code, exc.message, details=details, headers=headers)
+
+
+async def handle_unexpected(request: Request, exc: Exception) -> Response:
+    """A bug (any other exception): 500 `internal_error` in the same shape, nothing about
+    the exception in it; Starlette re-raises it afterwards, so the server logs the trace."""
+    current_record().error = ServiceError.code
+    return error_response(500, ServiceError.code, ServiceError.message)
 
 
 async def handle_http(request: Request, exc: Exception) -> Response:

@@ -297,3 +297,18 @@ def test_a_refused_preflight_is_a_json_error(client: TestClient) -> None:
     assert error["code"] == "cors_refused"
     assert "origin" in error["message"] and "CORS_ORIGINS" in error["message"]
     assert "evil.example" not in response.text
+
+
+def test_a_bug_is_a_json_500_that_tells_nothing(client: TestClient) -> None:
+    from starlette.routing import Route
+
+    async def broken(request: object) -> None:
+        raise RuntimeError(f"boom with {SECRET}")
+
+    client.app.router.routes.append(Route("/broken", broken))  # type: ignore[attr-defined]
+    with TestClient(client.app, raise_server_exceptions=False) as plain:
+        response = plain.get("/broken")
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/json"
+    assert response.json()["error"]["code"] == "internal_error"
+    assert "boom" not in response.text and SECRET not in response.text
