@@ -63,7 +63,11 @@ def main(argv: list[str] | None = None) -> int:
     add_keys(commands)
     args = parser.parse_args(argv)
     if args.command == "serve":
+        from app.registry import Settings
         from app.server import serve as run_server
+        from app.setting_errors import settings_or_exit
+
+        settings_or_exit(Settings)  # every connector's settings: one line per bad one
 
         host = args.host or os.environ.get("HOST", "127.0.0.1")
         port = args.port if args.port is not None else _env_port()

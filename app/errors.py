@@ -88,7 +88,12 @@ class LimitExceeded(ServiceError):
     retrying after `retry_after` seconds works) or `quota_exceeded` (a daily or monthly
     quota: retrying soon will not help, so clients are told not to)."""
 
+    codes = ("rate_limited", "quota_exceeded")
+    """Every `code` an instance may have."""
+
     def __init__(self, code: str, message: str, retry_after: float) -> None:
+        if code not in self.codes:
+            raise ValueError(f"not a limit code: {code!r}")
         self.code = code
         self.retry_after = max(1, math.ceil(retry_after))
         super().__init__(message)

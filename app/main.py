@@ -13,21 +13,22 @@ from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
 from pydantic import SecretStr
 from starlette.exceptions import HTTPException
-from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route
 
 from app import __version__
 from app.callers import Gate, UsageAccounting
 from app.connector import Surface
+from app.cors import JsonCORSMiddleware
 from app.credentials import Credentials, SecretRef, StoredSecret
 from app.errors import ServiceError
 from app.mcp_mount import MCP_PATH, MCPEndpoint
 from app.observability import AccessLog, configure_logging
-from app.problems import handle_http, handle_service
+from app.problems import handle_http, handle_service, handle_unexpected
 from app.proxy import OperationRoute
 from app.public import connector_spec_route, public_routes
 from app.registry import CONNECTORS, Settings
 from app.services import Services
+from app.setting_errors import settings_or_exit
 from app.settings import CoreSettings
 
 __all__ = ["create_app"]  # and `app`, built on first access (see __getattr__)
@@ -111,6 +112,7 @@ def create_app(
         docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
+        redirect_slashes=False,  # a trailing slash is a JSON 404 naming the path (app.problems)
         # Off unless asked for: FastAPI checks for OpenTelemetry providers on every request.
         telemetry=None if settings.otel_enabled else _NO_TELEMETRY,
     )
@@ -132,8 +134,9 @@ def create_app(
     app.add_exception_handler(ServiceError, handle_service)
     app.add_exception_handler(HTTPException, handle_http)
     app.add_middleware(UsageAccounting, gate=gate)
+    app.add_exception_handler(Exception, handle_unexpected)  # 500 in JSON, never text/plain
     app.add_middleware(
-        CORSMiddleware,
+        JsonCORSMiddleware,
         allow_origins=settings.cors_origins,
         allow_methods=["GET"],
         allow_headers=[
@@ -158,5 +161,5 @@ def __getattr__(name: str) -> FastAPI:
     if name != "app":
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     if _default_app is None:
-        _default_app = create_app()
+        _default_app = create_app(settings_or_exit(Settings))  # bad settings: one line each
     return _default_app

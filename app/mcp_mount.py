@@ -1,7 +1,7 @@
 """The /mcp endpoint: the caller admitted (a key needs the scope of a connector whose tools
 it offers), then the MCP SDK's Streamable HTTP app.
 
-The SDK (about 1.3 s to import) is imported and the MCP server built on the first /mcp
+The SDK (about 0.8 s to import) is imported and the MCP server built on the first /mcp
 request, not at startup. Its session manager may run only once per process, so it runs
 in one background task for the life of the process (also on AWS Lambda, where Mangum
 re-enters the same event loop for each warm invocation), stopped by the app's lifespan

@@ -12,6 +12,7 @@ import string
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from urllib.parse import unquote_to_bytes
 
 from pydantic import ValidationError
 
@@ -70,6 +71,29 @@ class Operation:
             raise InvalidParameters(problems)
         return self.validate(values)
 
+    def parse_query_string(self, raw: bytes, path: Mapping[str, str]) -> Params:
+        """`parse` for a raw query string (`a=1&b=%C3%A9`): a declared parameter whose value
+        is not UTF-8 once percent-decoded is an `InvalidParameters` naming it, where a
+        lenient decoder would have turned it into replacement characters."""
+        items: list[tuple[str, str]] = []
+        problems: list[ParameterProblem] = []
+        for pair in raw.split(b"&"):
+            if not pair:
+                continue
+            name_bytes, _, value_bytes = pair.partition(b"=")
+            try:
+                name = _percent_decoded(name_bytes)
+            except UnicodeDecodeError:
+                continue  # not a name any operation declares: ignored, like every unknown one
+            try:
+                items.append((name, _percent_decoded(value_bytes)))
+            except UnicodeDecodeError:
+                if name in self.params.model_fields:
+                    problems.append(ParameterProblem(name, "must be UTF-8 text"))
+        if problems:
+            raise InvalidParameters(problems)
+        return self.parse(items, path)
+
     def validate(self, values: Mapping[str, Any]) -> Params:
         """Validated parameters from already-typed values (an MCP tool call's arguments)."""
         try:
@@ -98,14 +122,21 @@ class Operation:
             raise UpstreamUnavailable(detail=detail) from None
 
 
-_SAFE = re.compile(r"[^\w .,:;'()/=<>+-]")
+# Pydantic's messages name the rule (a pattern such as `^[0-9a-f]{32}$`, the allowed
+# values) but never the input (`include_input=False`); only control characters, which
+# could forge a log line or a header, are dropped, and the length is capped.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _percent_decoded(raw: bytes) -> str:
+    return unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8")
 
 
 def _problems(error: ValidationError) -> list[ParameterProblem]:
     found = []
     for item in error.errors(include_input=False, include_url=False):
         where = ".".join(str(part) for part in item["loc"]) or "query"
-        found.append(ParameterProblem(where, _SAFE.sub("", item["msg"])[:200]))
+        found.append(ParameterProblem(where, _CONTROL.sub("", item["msg"])[:200]))
     return found
 
 

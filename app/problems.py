@@ -14,6 +14,7 @@ from pydantic_core import to_json
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import BaseRoute, Match
 
 from app.errors import (
     CredentialsUnavailable,
@@ -32,7 +33,14 @@ from app.errors import (
 )
 from app.observability import current_record
 
-__all__ = ["ERROR_STATUSES", "ErrorBody", "error_response", "handle_http", "handle_service"]
+__all__ = [
+    "ERROR_STATUSES",
+    "ErrorBody",
+    "error_response",
+    "handle_http",
+    "handle_service",
+    "handle_unexpected",
+]
 
 log = logging.getLogger("app.problems")
 
@@ -129,10 +137,32 @@ async def handle_service(request: Request, exc: Exception) -> Response:
     return error_response(status, exc.code, exc.message, details=details, headers=headers)
 
 
+async def handle_unexpected(request: Request, exc: Exception) -> Response:
+    """A bug (any other exception): 500 `internal_error` in the same shape, nothing about
+    the exception in it; Starlette re-raises it afterwards, so the server logs the trace."""
+    current_record().error = ServiceError.code
+    return error_response(500, ServiceError.code, ServiceError.message)
+
+
 async def handle_http(request: Request, exc: Exception) -> Response:
     """Routing misses (404, 405) in the same shape as every other error."""
     assert isinstance(exc, HTTPException)  # noqa: S101 - registered for HTTPException only
     messages = {404: "No such endpoint. See /openapi.json.", 405: "Method not allowed."}
     message = messages.get(exc.status_code, str(exc.detail))
+    if exc.status_code == 404 and (meant := _without_trailing_slash(request)) is not None:
+        message = f"No such endpoint; did you mean {meant} (no trailing slash)? See /openapi.json."
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
     return error_response(exc.status_code, code, message, headers=exc.headers)
+
+
+def _without_trailing_slash(request: Request) -> str | None:
+    """The route a path ending in `/` would reach without it, as the route declares it
+    (e.g. `/api/v2/episodes/{id}`, never the caller's own text); None if there is none."""
+    path = request.url.path
+    if not path.endswith("/") or path == "/":
+        return None
+    scope = {**request.scope, "path": path.rstrip("/")}
+    for route in request.app.router.routes:
+        if isinstance(route, BaseRoute) and route.matches(scope)[0] is not Match.NONE:
+            return str(getattr(route, "path", "")) or None
+    return None

@@ -57,7 +57,7 @@ def _endpoint(
     async def endpoint(request: Request) -> Response:
         current_record().operation = operation.name
         await services_of(request).gate.enter(request.headers, scopes)
-        params = operation.parse(request.query_params.multi_items(), request.path_params)
+        params = operation.parse_query_string(request.scope["query_string"], request.path_params)
         answer = await call_operation(operation, params, upstream)
         return Response(encode_answer(answer), media_type="application/json")
 

@@ -11,6 +11,11 @@ bounds, both enforced before the app sees anything, so neither needs a bearer se
   connection opened, for the first request) is answered `408` and closed; a connection that
   sent nothing is closed silently. Keep-alive idle time stays uvicorn's.
 
+Its other refusals are in the project's error shape too, never uvicorn's `text/plain`: a
+request line over `MAX_URL_BYTES` is `414 url_too_long`, and a request the HTTP parser
+rejects (bytes that are not HTTP, a bad character in the request line) `400 bad_request`;
+each closes the connection.
+
 `python -m app serve` runs it; the Dockerfile, `dev.py serve`, the tests' live server and the
 benchmark all go through there. On AWS Lambda none of this runs: API Gateway and ALBs bound
 request heads themselves. Importing this module imports uvicorn, so the Lambda handler's
@@ -21,22 +26,33 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import socket
+import sys
 from typing import Any
 
 import httptools
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
+from app.setting_errors import settings_or_exit
 from app.settings import CoreSettings as Settings
 
 __all__ = ["HeadLimitedProtocol", "serve"]
 
 DEFAULT_MAX_HEADER_BYTES = 16 * 1024
 DEFAULT_HEADER_TIMEOUT = 10.0
+MAX_URL_BYTES = 8 * 1024
+"""Longest request target accepted (path and query): far above any valid call, and under
+what API Gateway and ALBs accept, so a URL served here is served there."""
 
 
 class _HeadTooLarge(Exception):
     """Raised from a parser callback to stop parsing an oversized head."""
+
+
+class _UrlTooLong(Exception):
+    """Raised from a parser callback to stop parsing an over-long request target."""
 
 
 def _error_answer(status: int, code: str, message: str) -> bytes:
@@ -55,6 +71,14 @@ def _error_answer(status: int, code: str, message: str) -> bytes:
 def _too_large_answer(max_header_bytes: int) -> bytes:
     message = f"Request headers exceed {max_header_bytes} bytes."
     return _error_answer(431, "headers_too_large", message)
+
+
+_URL_TOO_LONG = _error_answer(
+    414, "url_too_long", f"The request's URL exceeds {MAX_URL_BYTES} bytes."
+)
+_BAD_REQUEST = _error_answer(
+    400, "bad_request", "The request is not valid HTTP/1.1 (e.g. a byte not allowed in a URL)."
+)
 
 
 def _too_slow_answer(header_timeout: float) -> bytes:
@@ -119,10 +143,11 @@ class HeadLimitedProtocol(HttpToolsProtocol):
         except httptools.HttpParserError as error:
             if isinstance(error.__context__, _HeadTooLarge):
                 self._refuse(self._too_large)
+            elif isinstance(error.__context__, _UrlTooLong):
+                self._refuse(_URL_TOO_LONG)
             else:
-                msg = "Invalid HTTP request received."
-                self.logger.warning(msg)
-                self.send_400_response(msg)
+                self.logger.warning("Invalid HTTP request received.")
+                self._refuse(_BAD_REQUEST)
             return
         if self._head_open and not self.transport.is_closing():
             if not self._head_fresh:
@@ -140,6 +165,11 @@ class HeadLimitedProtocol(HttpToolsProtocol):
         self._head_open = True
         self._head_fresh = True
         self._head_bytes = 0
+
+    def on_url(self, url: bytes) -> None:
+        super().on_url(url)
+        if len(self.url) > MAX_URL_BYTES:
+            raise _UrlTooLong
 
     def on_headers_complete(self) -> None:
         fits_one_read = self._head_fresh and self._read_size <= self.max_header_bytes
@@ -177,12 +207,17 @@ class HeadLimitedProtocol(HttpToolsProtocol):
 
 
 def serve(host: str, port: int, *, log_level: str = "info") -> None:
-    """Serve app.main:app on host:port until interrupted, with the head bounds of `Settings`."""
-    settings = Settings()
+    """Serve app.main:app on host:port until interrupted, with the head bounds of `Settings`.
+
+    Bad settings and a taken address each end the process with one line on stderr and
+    status 2, before anything else is printed (in sample-data mode, a generated secret
+    that no server would accept)."""
+    settings = settings_or_exit(Settings)
+    listening = _bound(host, port)
     protocol = HeadLimitedProtocol.configured(settings.max_header_bytes, settings.header_timeout)
     # The app writes one structured line per request; uvicorn's own would repeat it (with
     # the query string), so it is off.
-    uvicorn.run(
+    config = uvicorn.Config(
         "app.main:app",
         host=host,
         port=port,
@@ -190,3 +225,28 @@ def serve(host: str, port: int, *, log_level: str = "info") -> None:
         access_log=False,
         log_level=log_level,
     )
+    shown = f"[{host}]" if ":" in host else host
+    logging.getLogger("uvicorn.error").info(
+        "Serving on http://%s:%d (Press CTRL+C to quit)", shown, listening.getsockname()[1]
+    )
+    uvicorn.Server(config).run(sockets=[listening])
+
+
+def _bound(host: str, port: int) -> socket.socket:
+    """A socket bound to host:port (uvicorn listens on it), or exit naming HOST and PORT."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        reason = error.strerror or type(error).__name__
+        print(
+            f"Cannot listen on {host}:{port} ({reason}). Stop what uses it, or choose another "
+            "address with HOST and PORT (or --host and --port).",
+            file=sys.stderr,
+        )
+        raise SystemExit(2) from None
+    sock.set_inheritable(True)
+    return sock

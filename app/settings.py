@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
+from pydantic import AnyHttpUrl, BeforeValidator, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.credentials import SecretRef
@@ -30,6 +30,10 @@ def secret_reference(value: str | None) -> str | None:
 def blank_is_absent(value: object) -> object:
     """For optional settings: an empty or blank value counts as unset."""
     return None if isinstance(value, str) and not value.strip() else value
+
+
+def _upper(value: object) -> object:
+    return value.strip().upper() if isinstance(value, str) else value
 
 
 def _split_csv(value: object) -> object:
@@ -83,7 +87,9 @@ class CoreSettings(BaseSettings):
         description="FastAPI's native OpenTelemetry (spans, metrics) when a provider is set up.",
     )
     contact_email: str = "support@example.com"
-    log_level: str = "INFO"
+    log_level: Annotated[
+        Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"], BeforeValidator(_upper)
+    ] = "INFO"
     # Caller keys, limits and usage (app/callers.py, app/store.py).
     store_url: str | None = Field(
         default=None,

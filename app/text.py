@@ -19,7 +19,7 @@ from __future__ import annotations
 import html
 import re
 
-__all__ = ["plain_text", "truncate"]
+__all__ = ["EMAIL_REMOVED", "plain_text", "truncate"]
 
 # Openings of blocks whose content is not text; their ends are found with str.find.
 _HIDDEN_OPEN = re.compile(r"<!--|<(?:script|style)\b", re.IGNORECASE)
@@ -33,6 +33,11 @@ _TAG_OPENER = re.compile(r"<(?=[A-Za-z/!?])")
 # Control characters vanish, except the white space ones (\t \n \v \f \r) that
 # str.split() folds.
 _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
+# An email address: a local part that starts after a character it cannot contain (so a
+# long run of word characters is tried once, not from each of its positions), `@`, and a
+# domain; possessive, so nothing backtracks. Addresses are private: they never reach a model.
+_EMAIL = re.compile(r"(?<![\w.+%-])[\w.+%-]++@[\w-]++(?:\.[\w-]++)*+")
+EMAIL_REMOVED = "[email removed]"
 _ELLIPSIS = "…"
 _INERT_LT = "‹"
 _SLACK = 10  # markup kept before cleaning, in multiples of `limit`
@@ -75,10 +80,17 @@ def _drop_open_tag_at_end(markup: str) -> str:
 
 
 def plain_text(markup: str, limit: int) -> str:
-    """Markup and entities removed, white space folded, at most `limit` characters."""
+    """Markup, entities and email addresses removed (each address becomes `EMAIL_REMOVED`),
+    white space folded, at most `limit` characters."""
     if len(markup) > limit * _SLACK:
         markup = _drop_open_tag_at_end(markup[: limit * _SLACK])
-    if markup.isprintable() and "<" not in markup and "&" not in markup and "  " not in markup:
+    if (
+        markup.isprintable()
+        and "<" not in markup
+        and "&" not in markup
+        and "  " not in markup
+        and "@" not in markup
+    ):
         return truncate(markup.strip(), limit)  # already plain: titles, names, most text
     if "<" in markup:
         markup = _drop_hidden(markup)
@@ -88,6 +100,8 @@ def plain_text(markup: str, limit: int) -> str:
         markup = html.unescape(markup)
     if "<" in markup:
         markup = _TAG_OPENER.sub(_INERT_LT, markup)
+    if "@" in markup:  # after decoding, so `hello&#64;example.com` is caught too
+        markup = _EMAIL.sub(EMAIL_REMOVED, markup)
     lines = _CONTROL.sub("", markup).replace("\r\n", "\n").split("\n")
     text = "\n".join(folded for line in lines if (folded := " ".join(line.split())))
     return truncate(text, limit)

@@ -206,3 +206,55 @@ def test_comma_lists_accept_exactly_their_published_pattern(
     else:
         assert response.status_code == 422 and not route.called
         assert "comma-separated" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("url", "param", "rule"),
+    [
+        ("/api/v2/episodes/NOT-AN-ID-zz{}", "id", "'^[0-9a-f]{32}$'"),
+        ("/api/v2/search_podcasts?q=x&language=9random", "language", r"'^[^\W\d_][\w ()'.-]*$'"),
+    ],
+)
+def test_422_messages_keep_the_rule_intact_and_never_echo_the_input(
+    client: TestClient, upstream: respx.MockRouter, url: str, param: str, rule: str
+) -> None:
+    response = client.get(url, headers=AUTH)
+    assert response.status_code == 422
+    [detail] = response.json()["error"]["details"]
+    assert detail["param"] == param
+    assert rule in detail["message"]  # brackets, braces, ^ and $ all kept
+    assert rule in response.json()["error"]["message"]
+    for sent in ("NOT-AN-ID", "random"):
+        assert sent not in response.text
+    assert not upstream.calls
+
+
+@pytest.mark.parametrize(
+    ("query", "param"),
+    [
+        ("q=%ff%fe", "q"),
+        ("q=caf%E9", "q"),  # Latin-1, not UTF-8
+        ("q=x&language=%C3", "language"),  # a cut UTF-8 sequence
+        ("q=%ED%A0%80", "q"),  # an encoded surrogate
+    ],
+)
+def test_values_that_are_not_utf8_are_422_naming_the_parameter(
+    client: TestClient, upstream: respx.MockRouter, query: str, param: str
+) -> None:
+    response = client.get(f"/api/v2/search_episodes?{query}", headers=AUTH)
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/json"
+    assert response.json()["error"]["details"] == [
+        {"param": param, "message": "must be UTF-8 text"}
+    ]
+    assert not upstream.calls
+
+
+def test_utf8_values_and_undeclared_oddities_still_pass(
+    client: TestClient, upstream: respx.MockRouter
+) -> None:
+    route = upstream.get("/search").mock(return_value=httpx.Response(200, json={"results": []}))
+    response = client.get("/api/v2/search_episodes?q=caf%C3%A9+cr%C3%A8me&utm=%ff", headers=AUTH)
+    assert response.status_code == 200
+    assert route.calls.last.request.url.params["q"] == "café crème"
+    assert "utm" not in str(route.calls.last.request.url)

@@ -125,7 +125,7 @@ def test_search_answer_is_compact_and_renamed(
     }
     first = body["results"][0]
     assert first["title"] == "Compilers explained"
-    assert first["description"] == "How a compiler works.\nMail hello@example.test"
+    assert first["description"] == "How a compiler works.\nMail [email removed]"
     assert first["podcast"]["title"] == "Signal & Noise"
     assert first["podcast"]["publisher"] == "Hollow Pine Media"
     assert "title_original" not in first and "title_highlighted" not in first

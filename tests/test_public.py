@@ -260,3 +260,55 @@ def test_with_a_public_base_url_the_documents_are_shareable(
     assert "evil.example" not in answer.text
     assert "https://podcasts.example.org" in answer.text
     assert _shared_cache_may_store(answer.headers)
+
+
+@pytest.mark.parametrize(
+    ("path", "meant"),
+    [
+        ("/api/v2/genres/", "/api/v2/genres"),
+        ("/api/v2/search_episodes/?q=x", "/api/v2/search_episodes"),
+        (f"/api/v2/podcasts/{'ab' * 16}/", "/api/v2/podcasts/{id}"),
+        ("/openapi.json/", "/openapi.json"),
+    ],
+)
+def test_a_trailing_slash_is_a_json_404_naming_the_endpoint(
+    client: TestClient, path: str, meant: str
+) -> None:
+    response = client.get(
+        path, headers={"Authorization": f"Bearer {SECRET}"}, follow_redirects=False
+    )
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/json"
+    error = response.json()["error"]
+    assert error["code"] == "not_found"
+    assert f"did you mean {meant} " in error["message"]
+    assert "ab" * 16 not in response.text
+
+
+def test_a_refused_preflight_is_a_json_error(client: TestClient) -> None:
+    response = client.options(
+        "/api/v2/genres",
+        headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"},
+    )
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/json"
+    assert int(response.headers["content-length"]) == len(response.content)
+    error = response.json()["error"]
+    assert error["code"] == "cors_refused"
+    assert "origin" in error["message"] and "CORS_ORIGINS" in error["message"]
+    assert "evil.example" not in response.text
+
+
+def test_a_bug_is_a_json_500_that_tells_nothing(client: TestClient) -> None:
+    from starlette.routing import Route
+
+    async def broken(request: object) -> None:
+        raise RuntimeError(f"boom with {SECRET}")
+
+    client.app.router.routes.append(Route("/broken", broken))  # type: ignore[attr-defined]
+    with TestClient(client.app, raise_server_exceptions=False) as plain:
+        response = plain.get("/broken")
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/json"
+    assert response.json()["error"]["code"] == "internal_error"
+    assert "boom" not in response.text and SECRET not in response.text

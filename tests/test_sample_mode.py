@@ -44,7 +44,9 @@ def test_every_operation_answers(sample_client: TestClient, url: str) -> None:
     assert response.status_code == 200, response.text
     body = response.json()
     assert body
-    assert "email" not in response.text and "transcript" not in response.text
+    # No `email` field, and no address inside a text (it reads "[email removed]").
+    assert '"email"' not in response.text and "@" not in response.text
+    assert "transcript" not in response.text
     assert "<p>" not in response.text
 
 
@@ -69,7 +71,9 @@ def test_search_pages_with_page_size_and_offset(sample_client: TestClient) -> No
 
 
 def test_search_podcasts_by_language(sample_client: TestClient) -> None:
-    body = sample_client.get("/api/v2/search_podcasts?q=a&language=French", headers=AUTH).json()
+    body = sample_client.get(
+        "/api/v2/search_podcasts?q=biologie&language=French", headers=AUTH
+    ).json()
     assert body["results"] and all(r["language"] == "French" for r in body["results"])
 
 
@@ -117,3 +121,58 @@ def test_generated_secret_is_printed_once_and_works(
 def test_live_mode_never_generates_a_secret(capsys: pytest.CaptureFixture[str]) -> None:
     create_app(make_settings(chatgpt_secret=""))
     assert "Bearer" not in capsys.readouterr().err
+
+
+def _titles(client: TestClient, what: str, q: str) -> list[str]:
+    response = client.get(f"/api/v2/search_{what}", params={"q": q}, headers=AUTH)
+    assert response.status_code == 200, response.text
+    return [result["title"] for result in response.json()["results"]]
+
+
+@pytest.mark.parametrize(
+    ("q", "expected"),
+    [
+        ("startup", "Startup lessons from a failed launch"),  # the upstream docs' example
+        ("star wars", "Star Wars and the art of the practical effect"),
+        ("history", "A short history of the electric guitar"),
+        ("music", "How the synthesizer changed pop music"),
+        ("python", "Python packaging without the pain"),
+        ("AI", "What AI models need from a data centre"),
+    ],
+)
+def test_the_topics_people_try_first_find_episodes(
+    sample_client: TestClient, q: str, expected: str
+) -> None:
+    assert expected in _titles(sample_client, "episodes", q)
+
+
+@pytest.mark.parametrize("q", ["music", "history", "startup", "python", "star wars"])
+def test_the_topics_people_try_first_find_podcasts(sample_client: TestClient, q: str) -> None:
+    assert _titles(sample_client, "podcasts", q)
+
+
+def test_sample_search_matches_whole_words_only(sample_client: TestClient) -> None:
+    found = _titles(sample_client, "episodes", "ai")
+    assert "Stadium finance explained" not in found  # "ai" is not a word of "stadium"
+    assert found == ["What AI models need from a data centre"]
+
+
+def test_sample_search_honours_exclude_and_exact_phrases(sample_client: TestClient) -> None:
+    founder = _titles(sample_client, "episodes", "founder")
+    assert "Raising a seed round in a down market" in founder
+    without_seed = _titles(sample_client, "episodes", "founder -seed")
+    assert "Raising a seed round in a down market" not in without_seed
+    assert set(without_seed) == set(founder) - {"Raising a seed round in a down market"}
+    assert _titles(sample_client, "episodes", 'founder -"seed round"') == without_seed
+    assert _titles(sample_client, "episodes", '"wars star"') == []
+    assert _titles(sample_client, "episodes", '"star wars" -dune') == [
+        "Star Wars and the art of the practical effect"
+    ]
+
+
+@pytest.mark.parametrize("q", [" ", "   ", "%20%20"])
+def test_a_blank_query_is_refused_like_a_missing_one(sample_client: TestClient, q: str) -> None:
+    response = sample_client.get(f"/api/v2/search_episodes?q={q}", headers=AUTH)
+    assert response.status_code == 422
+    [detail] = response.json()["error"]["details"]
+    assert detail["param"] == "q" and "search term" in detail["message"]

@@ -210,3 +210,44 @@ def test_12_kb_of_headers_are_served_and_kept_alive_17_kb_are_not(server: LiveSe
         sock.close()
         assert status == 431, pieces
         assert error["error"]["code"] == "headers_too_large"  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status", "code"),
+    [
+        (b"GET /api/v2/search_episodes?q=\xff\xfe HTTP/1.1\r\nHost: x\r\n\r\n", 400, "bad_request"),
+        (b"GET /api/v2/ge nres HTTP/1.1\r\nHost: x\r\n\r\n", 400, "bad_request"),
+        (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 64, 400, "bad_request"),  # TLS
+        (b"GET /api/v2/genres HTTP/1.1\r\nHost\x01: x\r\n\r\n", 400, "bad_request"),
+        (b"GET /?q=" + b"a" * 100_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, "url_too_long"),
+        (b"GET /?q=" + b"a" * 9_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, "url_too_long"),
+    ],
+    ids=["non-utf8 bytes", "space in path", "tls hello", "control in name", "100 KB", "9 KB"],
+)
+def test_malformed_and_overlong_requests_get_the_json_error_and_close(
+    server: LiveServer, request_bytes: bytes, status: int, code: str
+) -> None:
+    with connect(server) as sock:
+        sock.sendall(request_bytes)
+        answer = read_until_closed(sock, time.monotonic() + 5)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    answered, body_json = status_and_json(answer)
+    assert answered == status
+    assert set(body_json) == {"error"} and body_json["error"]["code"] == code  # type: ignore[index]
+    assert b"content-type: application/json" in head
+    assert f"content-length: {len(body)}".encode() in head
+    assert b"connection: close" in head
+
+
+def test_an_8_kb_url_is_still_served(server: LiveServer) -> None:
+    target = b"/api/v2/search_episodes?q=" + b"a" * 200 + b"&x=" + b"b" * 7_700
+    with connect(server) as sock:
+        sock.sendall(
+            b"GET "
+            + target
+            + b" HTTP/1.1\r\nHost: x\r\nAuthorization: "
+            + AUTH["Authorization"].encode()
+            + b"\r\n\r\n"
+        )
+        status, _ = read_answer(sock)
+    assert status == 200

@@ -11,7 +11,7 @@ from starlette.testclient import TestClient
 
 from app.text import plain_text
 from tests import payloads
-from tests.conftest import AUTH
+from tests.conftest import AUTH, PODCAST_ID
 
 # Each was quadratic (or worse) for some pattern of the cleaner at some point: long white
 # space after `<`, unclosed tags, scripts and comments, many `<`, nested entities.
@@ -30,6 +30,12 @@ HOSTILE = {
     "nested entities": "&amp;" * 2_000 + "&amp;lt;" * 1_000 + "&#x26;" * 1_000,
     "entity-like runs": "&" + "a" * 19_999,
     "tags in tags": "<<b>" * 5_000,
+    "word run, then @": "a" * 19_999 + "@",
+    "@ then word run": "@" + "a" * 19_999,
+    "many short addresses": "a@" * 10_000,
+    "dotted run before @": "a." * 10_000 + "@",
+    "dotted domain": "x@" + "a." * 9_999,
+    "escaped @ runs": "a&#64;" * 3_300,
 }
 BOUND_S = 0.5  # the linear cleaner takes a few ms; the quadratic one took 14 s on the first
 
@@ -60,6 +66,29 @@ def test_hostile_text_is_cleaned_in_linear_time(markup: str, limit: int) -> None
 )
 def test_decoding_never_creates_markup(markup: str, text: str) -> None:
     assert plain_text(markup, 300) == text
+
+
+@pytest.mark.parametrize(
+    ("markup", "text"),
+    [
+        ("Contact us at hello@example.com.", "Contact us at [email removed]."),
+        (
+            "<p>Mail <a href='mailto:a@b.co'>first.last+tag@mail.example.co.uk</a></p>",
+            "Mail [email removed]",
+        ),
+        ("write to hello&#64;example.com today", "write to [email removed] today"),
+        ("ops@localhost, then @handle and a @ b", "[email removed], then @handle and a @ b"),
+    ],
+)
+def test_email_addresses_are_removed(markup: str, text: str) -> None:
+    assert plain_text(markup, 300) == text
+
+
+def test_no_email_reaches_a_caller_in_sample_answers(sample_client: TestClient) -> None:
+    response = sample_client.get(f"/api/v2/podcasts/{PODCAST_ID}", headers=AUTH)
+    assert response.status_code == 200
+    assert "@" not in response.text.replace("[email removed]", "")
+    assert "[email removed]" in response.text
 
 
 def test_a_hostile_description_is_served_promptly(

@@ -144,3 +144,49 @@ def test_upstream_failure_is_logged_for_the_operator(
     assert request["upstream_status"] == 503
     assert request["operation"] == "getGenres"
     assert logs.events("upstream_failed")
+
+
+_PODCAST = f"/podcasts/{'bb' * 16}"
+_EPISODE = f"/episodes/{'aa' * 16}"
+_OPERATIONS = {
+    "searchEpisodes": ("/api/v2/search_episodes?q=x", "/search"),
+    "searchPodcasts": ("/api/v2/search_podcasts?q=x", "/search"),
+    "getBestPodcasts": ("/api/v2/best_podcasts", "/best_podcasts"),
+    "justListen": ("/api/v2/just_listen", "/just_listen"),
+    "getGenres": ("/api/v2/genres", "/genres"),
+    "getLanguages": ("/api/v2/languages", "/languages"),
+    "getRegions": ("/api/v2/regions", "/regions"),
+    "getEpisode": ("/api/v2" + _EPISODE, _EPISODE),
+    "getPodcast": ("/api/v2" + _PODCAST, _PODCAST),
+}
+_SHAPES = {
+    "weird": {"weird": True},
+    "a podcast": {"id": "bb" * 16, "title": "A podcast", "episodes": []},
+    "genres": {"genres": [{"id": 1, "name": "Tech", "parent_id": None}]},
+    "regions not an object": {"regions": "us"},
+}
+
+
+@pytest.mark.parametrize("shape", _SHAPES, ids=list(_SHAPES))
+@pytest.mark.parametrize("operation", _OPERATIONS, ids=list(_OPERATIONS))
+def test_an_answer_of_another_shape_is_502(
+    client: TestClient, upstream: respx.MockRouter, logs: LogCapture, operation: str, shape: str
+) -> None:
+    url, path = _OPERATIONS[operation]
+    answer = _SHAPES[shape]
+    fits = (operation, shape) in {
+        ("getGenres", "genres"),
+        ("getPodcast", "a podcast"),
+        ("getEpisode", "a podcast"),  # a record with an id: its fields are all optional
+        ("justListen", "a podcast"),
+    }
+    upstream.get(path).mock(return_value=httpx.Response(200, json=answer))
+    response = client.get(url, headers=AUTH)
+    if fits:
+        assert response.status_code == 200
+        return
+    assert response.status_code == 502, response.text
+    assert error_of(response)["code"] == "upstream_unavailable"
+    assert any(
+        "upstream answer has another shape" in line and operation in line for line in logs.lines
+    )

@@ -92,13 +92,20 @@ class SqliteStore:
         self.path = Path(path)
         self.busy_timeout = busy_timeout
         self._db: sqlite3.Connection | None = None
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
+        self._thread: ThreadPoolExecutor | None = None
 
     # -- plumbing -------------------------------------------------------------------------
 
+    def _worker(self) -> ThreadPoolExecutor:
+        # Started on first use, and again after `aclose`: an app whose lifespan ended (a
+        # test client, a reused handler) keeps working rather than failing on a dead thread.
+        if self._thread is None:
+            self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
+        return self._thread
+
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._thread, self._call, work)
+        return await loop.run_in_executor(self._worker(), self._call, work)
 
     def _call(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """On the worker thread: (re)connect when needed, run, map failures."""
@@ -202,9 +209,10 @@ class SqliteStore:
         return [UsageDay(*row) for row in rows]
 
     async def aclose(self) -> None:
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._thread, self._close)
-        self._thread.shutdown(wait=True)
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            await asyncio.get_running_loop().run_in_executor(thread, self._close)
+            thread.shutdown(wait=True)
 
 
 def _admit(db: sqlite3.Connection, subject: str, limits: Limits, now: float) -> Decision:

@@ -1,7 +1,8 @@
 """The podcast connector's compact answers: what each operation returns, read off the
 upstream's JSON. Aliases rename the `_original` fields; undeclared upstream fields
 (`email`, `rss`, `transcript`, ...) are dropped; text is made plain and capped; lists
-are capped before their records are cleaned.
+are capped before their records are cleaned. Each answer requires the field that defines
+its shape (`results`, `podcasts`, `genres`, `languages`, `regions`, a record's `id`).
 """
 
 from __future__ import annotations
@@ -51,6 +52,10 @@ def _rank(value: object) -> str | None:
 
 
 Score = Annotated[int | None, BeforeValidator(_score)]
+# The field that makes an upstream answer the answer asked for is required: without it
+# (another endpoint's answer, `{"weird": true}`) the answer is refused, 502, rather than
+# served as an empty 200. Optional fields stay forgiving (`OR_NULL`, `OnErrorOmit`).
+RecordId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 Rank = Annotated[str | None, BeforeValidator(_rank)]
 
 
@@ -83,6 +88,7 @@ class EpisodeSummary(EpisodeBrief):
 class Episode(EpisodeSummary):
     """One episode in full (justListen, getEpisode). No transcript: it is bulky."""
 
+    id: RecordId = Field(description="Episode id (32 hex characters), for getEpisode.")
     description: LongText = Field(None, validation_alias=either("description"))
     link: Link = Field(None, description="The episode's page on the publisher's site.")
 
@@ -112,6 +118,7 @@ class PodcastSummary(Answer):
 class Podcast(PodcastSummary):
     """One podcast in full with a page of its episodes (getPodcast)."""
 
+    id: RecordId = Field(description="Podcast id (32 hex characters), for getPodcast.")
     description: LongText = Field(None, validation_alias=either("description"))
     episodes: Annotated[list[OnErrorOmit[EpisodeBrief]], first(10)] = Field(default_factory=list)
     next_episode_pub_date: Int = Field(
@@ -123,14 +130,14 @@ class SearchEpisodesAnswer(Answer):
     count: Int = Field(None, description="Results on this page.")
     total: Int = Field(None, description="Results in all.")
     next_offset: Int = Field(None, description="Pass as offset for the next page.")
-    results: Annotated[list[OnErrorOmit[EpisodeSummary]], first(10)] = Field(default_factory=list)
+    results: Annotated[list[OnErrorOmit[EpisodeSummary]], first(10)]
 
 
 class SearchPodcastsAnswer(Answer):
     count: Int = Field(None, description="Results on this page.")
     total: Int = Field(None, description="Results in all.")
     next_offset: Int = Field(None, description="Pass as offset for the next page.")
-    results: Annotated[list[OnErrorOmit[PodcastSummary]], first(10)] = Field(default_factory=list)
+    results: Annotated[list[OnErrorOmit[PodcastSummary]], first(10)]
 
 
 class BestPodcastsAnswer(Answer):
@@ -140,7 +147,7 @@ class BestPodcastsAnswer(Answer):
     has_next: Flag = None
     has_previous: Flag = None
     page_number: Int = None
-    podcasts: Annotated[list[OnErrorOmit[PodcastSummary]], first(50)] = Field(default_factory=list)
+    podcasts: Annotated[list[OnErrorOmit[PodcastSummary]], first(50)]
 
 
 class Genre(Answer):
@@ -150,13 +157,13 @@ class Genre(Answer):
 
 
 class GenresAnswer(Answer):
-    genres: Annotated[list[OnErrorOmit[Genre]], first(2000)] = Field(default_factory=list)
+    genres: Annotated[list[OnErrorOmit[Genre]], first(2000)]
 
 
 class LanguagesAnswer(Answer):
     languages: Annotated[
         list[OnErrorOmit[Annotated[str, StringConstraints(max_length=100)]]], first(1000)
-    ] = Field(default_factory=list)
+    ]
 
 
 class Region(Answer):
@@ -170,11 +177,9 @@ def _regions(value: object) -> list[dict[str, object]]:
     if isinstance(value, list):  # already in our shape (an answer being re-read)
         return [item for item in value if isinstance(item, dict)][:1000]
     if not isinstance(value, dict):
-        return []
+        raise ValueError("regions is not an object")  # another shape: the answer is refused
     return [{"code": code, "name": name} for code, name in list(value.items())[:1000]]
 
 
 class RegionsAnswer(Answer):
-    regions: Annotated[list[OnErrorOmit[Region]], BeforeValidator(_regions)] = Field(
-        default_factory=list
-    )
+    regions: Annotated[list[OnErrorOmit[Region]], BeforeValidator(_regions)]

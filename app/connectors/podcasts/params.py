@@ -13,7 +13,6 @@ from pydantic import AfterValidator, Field
 from app.params import (
     ASCII_DIGITS,
     MAX_ITEMS,
-    NO_CONTROL,
     NoParams,
     Params,
     comma_list_pattern,
@@ -79,11 +78,18 @@ PodcastOrEpisodeId = Annotated[
 ]
 
 
+# The upstream requires `q`: blank (only spaces) counts as missing, a 422 here rather
+# than a query that matches everything. The leading spaces and the first character are
+# disjoint, so the pattern is linear in any regex engine.
+SearchTerms = Annotated[
+    str,
+    Field(min_length=1, max_length=200, pattern=r"^ *[^\x00-\x20\x7f][^\x00-\x1f\x7f]*$"),
+    explained("must contain a search term (not only spaces) and no control characters"),
+]
+
+
 class _Search(Params):
-    q: str = Field(
-        min_length=1,
-        max_length=200,
-        pattern=NO_CONTROL,
+    q: SearchTerms = Field(
         description=(
             "Search terms. Put a phrase in double quotes for an exact match; "
             "prefix a term with - to exclude it."

@@ -86,13 +86,59 @@ def _episode(catalog: JSON, episode: JSON) -> JSON:
     return {**episode, "podcast": _podcast_of(catalog, episode)}
 
 
-def _matches(terms: list[str], *texts: str) -> bool:
-    haystack = " ".join(texts).lower()
-    return all(term in haystack for term in terms)
+_TERM = re.compile(r'(-?)"([^"]*)"?|(-?)(\S+)')
+_WORD = re.compile(r"\w+")
+_MARKUP = re.compile(r"<[^<>]*>")
+
+
+def _words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+def _parse_query(q: str) -> tuple[list[list[str]], list[list[str]]]:
+    """The wanted and the excluded terms of `q`, each a run of words: a bare word is a run
+    of one, `"exact phrase"` a run of several; a leading `-` excludes it."""
+    wanted: list[list[str]] = []
+    excluded: list[list[str]] = []
+    for match in _TERM.finditer(q):
+        minus, phrase, bare_minus, bare = match.groups()
+        if phrase is not None:
+            words = _words(phrase)
+            target = excluded if minus else wanted
+            if words:
+                target.append(words)
+        else:
+            words = _words(bare)
+            target = excluded if bare_minus else wanted
+            target.extend([word] for word in words)  # `e-mail` is the words e and mail
+    return wanted, excluded
+
+
+def _has(run: list[str], haystack: list[str]) -> bool:
+    # Whole words only ("ai" is not in "stadium"), case-insensitive, a plural `s` either way.
+    def same(word: str, other: str) -> bool:
+        return word == other or word == other + "s" or other == word + "s"
+
+    width = len(run)
+    return any(
+        all(same(haystack[start + i], run[i]) for i in range(width))
+        for start in range(len(haystack) - width + 1)
+    )
+
+
+def _matches(terms: tuple[list[list[str]], list[list[str]]], *texts: str) -> bool:
+    """Like the upstream: every wanted term, and no excluded one; nothing wanted, no match."""
+    wanted, excluded = terms
+    haystack = _words(_MARKUP.sub(" ", " ".join(texts)))
+    return (
+        bool(wanted)
+        and all(_has(run, haystack) for run in wanted)
+        and not any(_has(run, haystack) for run in excluded)
+    )
 
 
 def _search(catalog: JSON, query: dict[str, str]) -> JSON:
-    terms = [t for t in re.split(r"\W+", query.get("q", "").lower()) if t]
+    terms = _parse_query(query.get("q", ""))
     language = query.get("language")
     genres = {int(g) for g in query.get("genre_ids", "").split(",") if g}
     if query.get("type") == "podcast":
