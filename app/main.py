@@ -138,13 +138,17 @@ def create_app(
     app.add_middleware(
         JsonCORSMiddleware,
         allow_origins=settings.cors_origins,
-        allow_methods=["GET"],
+        # POST: /mcp from browser-based MCP clients (inspectors) and the OpenAI routes.
+        allow_methods=["GET", "POST"],
         allow_headers=[
             "Authorization",
+            "api-key",
             "Content-Type",
+            "mcp-protocol-version",
             "openai-conversation-id",
             "openai-ephemeral-user-id",
         ],
+        expose_headers=["WWW-Authenticate", "Retry-After", "X-Request-Id", "RateLimit"],
         max_age=600,
     )
     app.add_middleware(AccessLog)

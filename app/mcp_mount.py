@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import json
 from typing import Any
 
-from starlette.requests import Request
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.connector import Surface
 from app.errors import ServiceError
@@ -26,6 +28,71 @@ from app.services import Services, services_of
 __all__ = ["MCP_PATH", "MCPEndpoint"]
 
 MCP_PATH = "/mcp"
+MAX_MESSAGE_BYTES = 1024 * 1024
+"""The largest JSON-RPC message accepted (tool arguments here are a few hundred bytes)."""
+_JSONRPC_SERVER_ERROR = -32000  # implementation-defined server errors: -32000 to -32099
+_JSONRPC_INVALID_REQUEST = -32600
+
+
+def _as_jsonrpc(
+    refusal: Response, message: str, code: str, rpc_code: int = _JSONRPC_SERVER_ERROR
+) -> Response:
+    """`refusal` (status and headers kept: WWW-Authenticate, Retry-After, Allow) with a
+    JSON-RPC error body, which MCP clients show instead of a generic transport error."""
+    body = {
+        "jsonrpc": "2.0",
+        "id": None,
+        "error": {"code": rpc_code, "message": message, "data": {"code": code}},
+    }
+    headers = {k: v for k, v in refusal.headers.items() if k not in ("content-length",)}
+    return Response(
+        json.dumps(body),
+        status_code=refusal.status_code,
+        headers=headers,
+        media_type="application/json",
+    )
+
+
+async def _checked_body(request: Request) -> bytes | Response:
+    """The request's body when it is a JSON message of an acceptable size; else the refusal."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/json":
+        message = "Send JSON-RPC messages as Content-Type: application/json."
+        refusal = error_response(415, "unsupported_media_type", message)
+        return _as_jsonrpc(refusal, message, "unsupported_media_type", _JSONRPC_INVALID_REQUEST)
+    declared = request.headers.get("content-length", "")
+    too_large = declared.isdigit() and int(declared) > MAX_MESSAGE_BYTES
+    chunks: list[bytes] = []
+    size = 0
+    if not too_large:
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > MAX_MESSAGE_BYTES:
+                    too_large = True
+                    break
+                chunks.append(chunk)
+        except ClientDisconnect:
+            return Response(status_code=400)  # nobody is there to read it
+    if too_large:
+        message = f"A JSON-RPC message may be at most {MAX_MESSAGE_BYTES} bytes."
+        refusal = error_response(413, "body_too_large", message, headers={"Connection": "close"})
+        return _as_jsonrpc(refusal, message, "body_too_large", _JSONRPC_INVALID_REQUEST)
+    return b"".join(chunks)
+
+
+def _replay(body: bytes) -> Receive:
+    """A `receive` that hands the SDK the body already read (the checks consumed it)."""
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if sent:
+            await asyncio.Event().wait()  # like a client that stays connected
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive
 
 
 class MCPEndpoint:
@@ -50,19 +117,23 @@ class MCPEndpoint:
         try:
             await services.gate.enter(request.headers, scopes)
         except ServiceError as error:
-            await (await handle_service(request, error))(scope, receive, send)
+            refusal = await handle_service(request, error)
+            await _as_jsonrpc(refusal, error.message, error.code)(scope, receive, send)
             return
-        if request.method not in ("POST", "DELETE"):
-            response = error_response(
-                405,
-                "method_not_allowed",
-                "POST JSON-RPC messages to this endpoint; answers are JSON, not an SSE stream.",
-                headers={"Allow": "POST"},
+        if request.method != "POST":
+            # Stateless: no SSE stream to GET and no session to DELETE.
+            message = (
+                "POST JSON-RPC messages to this endpoint; answers are JSON, not an SSE stream."
             )
-            await response(scope, receive, send)
+            refusal = error_response(405, "method_not_allowed", message, headers={"Allow": "POST"})
+            await _as_jsonrpc(refusal, message, "method_not_allowed")(scope, receive, send)
+            return
+        checked = await _checked_body(request)
+        if isinstance(checked, Response):
+            await checked(scope, receive, send)
             return
         app = await self._ready(services)
-        await app(scope, receive, send)
+        await app(scope, _replay(checked), send)
 
     async def _ready(self, services: Services) -> ASGIApp:
         if self._app is not None:

@@ -185,7 +185,7 @@ def test_mcp_needs_the_same_bearer_secret(
     )
     assert response.status_code == 401
     assert response.headers["www-authenticate"].startswith("Bearer")
-    assert response.json()["error"]["code"] == "unauthorized"
+    assert response.json()["error"]["data"]["code"] == "unauthorized"  # in a JSON-RPC error
 
 
 def test_get_is_405_and_a_real_hostname_is_accepted(sample_server: LiveServer) -> None:
@@ -325,3 +325,75 @@ def test_search_names_its_own_argument(sample_server: LiveServer, query: str) ->
     result = with_client(sample_server, "2026-07-28", body)
     assert result.is_error
     assert result.content[0].text.startswith("Invalid parameters: query:")
+
+
+@pytest.mark.parametrize(
+    "headers", [{}, {"Authorization": "Bearer wrong-wrong-wrong-wrong"}, {"api-key": "nope"}]
+)
+def test_the_sdk_shows_why_a_token_was_refused(
+    sample_server: LiveServer, headers: dict[str, str]
+) -> None:
+    async def run() -> Any:
+        http = httpx2.AsyncClient(headers=headers)
+        transport = streamable_http_client(f"{sample_server.base_url}/mcp", http_client=http)
+        async with Client(transport, mode="2026-07-28") as client:
+            return await client.list_tools()
+
+    with pytest.raises(Exception) as raised:
+        asyncio.run(run())
+
+    def messages(error: BaseException) -> list[str]:
+        nested = getattr(error, "exceptions", ())
+        return [str(error), *(m for inner in nested for m in messages(inner))]
+
+    shown = " | ".join(messages(raised.value))
+    assert "Server returned an error response" not in shown
+    assert "Authorization: Bearer" in shown or "credential" in shown.lower(), shown
+
+
+def test_mcp_refusals_are_json_rpc_and_keep_their_headers(sample_server: LiveServer) -> None:
+    url = f"{sample_server.base_url}/mcp"
+    unauthenticated = httpx.post(url, json=INITIALIZE, headers=JSONRPC_HEADERS)
+    assert unauthenticated.status_code == 401
+    assert unauthenticated.headers["www-authenticate"].startswith("Bearer")
+    assert unauthenticated.json()["jsonrpc"] == "2.0"
+    assert unauthenticated.json()["error"]["data"]["code"] == "unauthorized"
+    for method in ("DELETE", "GET", "PUT"):
+        refused = httpx.request(method, url, headers=AUTH)
+        assert refused.status_code == 405 and refused.headers["allow"] == "POST"
+        assert refused.json()["error"]["data"]["code"] == "method_not_allowed"
+    wrong_type = httpx.post(
+        url, content=json.dumps(INITIALIZE), headers={**AUTH, "Content-Type": "text/plain"}
+    )
+    assert wrong_type.status_code == 415
+    assert wrong_type.headers["content-type"] == "application/json"
+    huge = {**INITIALIZE, "params": {**INITIALIZE["params"], "pad": "x" * 2_000_000}}
+    too_large = httpx.post(url, json=huge, headers={**JSONRPC_HEADERS, **AUTH})
+    assert too_large.status_code == 413
+    assert too_large.json()["error"]["data"]["code"] == "body_too_large"
+    # Still serving, and a normal message goes through the body check intact.
+    ok = httpx.post(url, json=INITIALIZE, headers={**JSONRPC_HEADERS, **AUTH})
+    assert ok.status_code == 200 and ok.json()["result"]["serverInfo"]["name"] == "podcasts"
+
+
+def test_a_browser_mcp_client_may_post_from_an_allowed_origin(tmp_path: Path) -> None:
+    origin = "http://localhost:6274"  # the MCP Inspector's default
+    env = {"CHATGPT_SECRET": SECRET, "CORS_ORIGINS": origin}
+    with live_server(env, tmp_path / "server.log") as server:
+        preflight = httpx.options(
+            f"{server.base_url}/mcp",
+            headers={
+                "Origin": origin,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization,content-type,mcp-protocol-version",
+            },
+        )
+        posted = httpx.post(
+            f"{server.base_url}/mcp",
+            json=INITIALIZE,
+            headers={**JSONRPC_HEADERS, **AUTH, "Origin": origin},
+        )
+    assert preflight.status_code == 200
+    assert "POST" in preflight.headers["access-control-allow-methods"]
+    assert posted.status_code == 200
+    assert posted.headers["access-control-allow-origin"] == origin
