@@ -7,6 +7,7 @@ import secrets
 import sys
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import replace
 
 import httpx
 from fastapi import FastAPI
@@ -17,7 +18,8 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route
 
 from app import __version__
-from app.connector import Surface
+from app.cache import ResponseCache
+from app.connector import Connector, Started, Surface
 from app.credentials import Credentials, SecretRef, StoredSecret
 from app.errors import ServiceError
 from app.mcp_mount import MCP_PATH, MCPEndpoint
@@ -28,6 +30,7 @@ from app.public import connector_spec_route, public_routes
 from app.registry import CONNECTORS, Settings
 from app.services import Services
 from app.settings import CoreSettings
+from app.store import open_store
 
 __all__ = ["create_app"]  # and `app`, built on first access (see __getattr__)
 
@@ -62,6 +65,22 @@ def _callers(settings: CoreSettings) -> Credentials:
     )
 
 
+def _response_cache(
+    settings: CoreSettings, started: Mapping[str, tuple[Connector, Started]]
+) -> ResponseCache | None:
+    """The response cache on the store (None when `CACHE_ENABLED` is off), given to each
+    connector's operations, scoped to the connector, its mode and its upstream: a store
+    shared with a sample-data run, or with another upstream, never mixes their answers."""
+    if not settings.cache_enabled:
+        return None
+    cache = ResponseCache(open_store(settings.store))
+    for connector, running in started.values():
+        if running.upstream is not None:
+            scope = f"{connector.name} {running.mode} {running.upstream.client.base_url}"
+            running.upstream = replace(running.upstream, cache=cache.scoped(scope))
+    return cache
+
+
 def create_app(
     settings: CoreSettings | None = None,
     *,
@@ -91,6 +110,7 @@ def create_app(
         for connector in CONNECTORS
     }
     mcp = MCPEndpoint()
+    cache = _response_cache(settings, started)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -98,6 +118,8 @@ def create_app(
         await mcp.aclose()
         for _connector, running in started.values():
             await running.aclose()
+        if cache is not None:
+            await cache.aclose()
 
     app = FastAPI(
         title="Upstream API proxy",
@@ -110,6 +132,7 @@ def create_app(
         telemetry=None if settings.otel_enabled else _NO_TELEMETRY,
     )
     app.state.services = Services(settings=settings, credentials=callers, connectors=started)
+    app.state.response_cache = cache
     app.router.routes.extend(public_routes())
     app.router.routes.extend(
         connector_spec_route(connector)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import cached_property
+from pathlib import Path
 from typing import Annotated
 
 from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
@@ -83,11 +84,39 @@ class CoreSettings(BaseSettings):
     )
     contact_email: str = "support@example.com"
     log_level: str = "INFO"
+    # The shared store (app/store.py); the same three definitions as branch h-keys'.
+    store_url: str | None = Field(
+        default=None,
+        description="sqlite:///path, redis://host:port/db or dynamodb://TABLE?region=R; "
+        "unset: sqlite:///<DATA_DIR>/state.db.",
+    )
+    data_dir: Path = Field(
+        default=Path("data"),
+        description="Where the default SQLite store lives (relative: to the working directory).",
+    )
+    # The response cache (app/cache.py).
+    cache_enabled: bool = Field(
+        default=True,
+        description="Serve cacheable upstream answers from the response cache (two levels: "
+        "in process, then the store).",
+    )
 
     @field_validator("chatgpt_secret", "cors_origins", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         return _split_csv(value)
+
+    @field_validator("store_url", mode="before")
+    @classmethod
+    def _blank_store_is_unset(cls, value: object) -> object:
+        return blank_is_absent(value)
+
+    @property
+    def store(self) -> str:
+        """The store's URL: `STORE_URL`, else the SQLite file in `DATA_DIR`."""
+        if self.store_url is not None:
+            return self.store_url
+        return f"sqlite:///{self.data_dir.expanduser().absolute() / 'state.db'}"
 
     @field_validator("chatgpt_secret_ref")
     @classmethod

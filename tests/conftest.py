@@ -49,6 +49,10 @@ ENV_VARS = (
     "OPENAI_MAX_JSON_BYTES",
     "MAX_HEADER_BYTES",
     "HEADER_TIMEOUT",
+    "STORE_URL",
+    "DATA_DIR",
+    "CACHE_ENABLED",
+    "OPENAI_CACHE_EMBEDDINGS",
 )
 
 
@@ -67,6 +71,9 @@ def make_settings(**overrides: Any) -> Settings:
         "chatgpt_secret": SECRET,
         "chatgpt_verification_token": "verify-token-123",
         "upstream_timeout": 2.0,
+        # Tests about other things count what reaches the upstream; the response cache's
+        # tests (tests/test_cache.py) turn it on.
+        "cache_enabled": False,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

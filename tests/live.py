@@ -15,7 +15,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-_SETTINGS = ("LISTEN_", "CHATGPT_", "PUBLIC_", "UPSTREAM_", "OPENAI_", "MAX_HEADER", "HEADER_")
+_SETTINGS = (
+    "LISTEN_",
+    "CHATGPT_",
+    "PUBLIC_",
+    "UPSTREAM_",
+    "OPENAI_",
+    "MAX_HEADER",
+    "HEADER_",
+    "STORE_",
+    "DATA_",
+    "CACHE_",
+)
 
 
 @dataclass(frozen=True)
@@ -51,7 +62,11 @@ def live_server(env: dict[str, str], log: Path) -> Iterator[LiveServer]:
     ]
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            command, env={**clean, **env}, cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT
+            command,
+            env={**clean, "DATA_DIR": str(log.parent / "data"), **env},
+            cwd=ROOT,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
         )
     base_url = f"http://127.0.0.1:{port}"
     try:

@@ -121,6 +121,7 @@ def peak(stub: StubUpstream, network: str) -> dict[str, Any]:
         "PATH": os.environ.get("PATH", ""),
         "LISTEN_API_KEY": UPSTREAM_KEY,
         "CHATGPT_SECRET": SECRET,
+        "CACHE_ENABLED": "false",  # each run must reach the upstream
     }
     run = subprocess.run(
         [sys.executable, "-m", "tests.peak_memory", stub.base_url, network, "/api/v2/languages"],

@@ -1,6 +1,7 @@
 """The OpenAI-compatible routes: `/openai/v1/...` and `/openai/...`, allowlisted, forwarded.
 
-Each request: route (allowlist) -> caller auth -> body checked -> upstream, key injected ->
+Each request: route (allowlist) -> caller auth -> body checked -> response cache (models;
+embeddings if on) or upstream, key injected ->
 answer relayed. Every refusal and failure is in OpenAI's error shape. What reaches the
 upstream: the route's path, its declared query parameters, the body as sent, and from the
 caller's headers only `_FORWARDED`. What reaches the caller: the upstream's status, body
@@ -21,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from app.cache import cache_of
 from app.connectors.openai.bodies import (
     BadBody,
     CheckedBody,
@@ -29,6 +31,7 @@ from app.connectors.openai.bodies import (
     read_body,
     with_model,
 )
+from app.connectors.openai.cached import cache_key, cache_ttl, mark, through_cache
 from app.connectors.openai.errors import openai_error
 from app.connectors.openai.relay import Relay
 from app.connectors.openai.routes import (
@@ -90,6 +93,7 @@ class Gateway:
     """The catch-all endpoint under `/openai/`. `authenticate(headers, credentials)` admits
     a caller or raises a `ServiceError`; `upstream_key_hint` is the upstream key when set
     directly, only used to make sure that no answer carrying it reaches a caller.
+    `cache_embeddings` and `cache_scope`: see app/connectors/openai/cached.py.
     `upstream` None: nothing to forward to (no key and no sample data), every call is 503."""
 
     def __init__(
@@ -101,8 +105,11 @@ class Gateway:
         default_model: str,
         max_json_bytes: int,
         upstream_key_hint: str | None = None,
+        cache_embeddings: bool = False,
+        cache_scope: str = "openai",
     ) -> None:
         self.upstream = upstream
+        self.cache_embeddings, self.cache_scope = cache_embeddings, cache_scope
         self.caller_credentials = caller_credentials
         self._authenticate = authenticate
         self.default_model = default_model
@@ -149,10 +156,33 @@ class Gateway:
         headers = {name: request.headers[name] for name in _FORWARDED if name in request.headers}
         if body is not None:
             headers["content-type"] = body.content_type
+
+        def forward() -> Awaitable[Response | Relay]:
+            return self._forward(route, found.path, query, headers, body)
+
+        # The response cache (app/connectors/openai/cached.py): models, and embeddings if on.
+        cache = cache_of(request)
+        if cache is None:
+            return await forward()
+        ttl = cache_ttl(route, body, embeddings=self.cache_embeddings)
+        if ttl is None:
+            return mark(await forward(), cache.bypass.headers)
+        key = cache_key(route, found.path, query, body)
+        return await through_cache(cache.scoped(self.cache_scope), key, ttl, forward)
+
+    async def _forward(
+        self,
+        route: Route,
+        path: str,
+        query: list[tuple[str, str]],
+        headers: dict[str, str],
+        body: CheckedBody | None,
+    ) -> Response | Relay:
+        assert self.upstream is not None  # noqa: S101 - checked by `handle`
         try:
             answer = await self.upstream.open(
                 route.method,
-                found.path,
+                path,
                 query=query,
                 headers=headers,
                 body=body.raw if body is not None else None,
