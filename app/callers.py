@@ -234,6 +234,11 @@ class Gate:
 
     # --- usage ------------------------------------------------------------------------
 
+    @property
+    def store(self) -> Store:
+        """The store limits and usage are kept on (shared with the response cache)."""
+        return self._store
+
     async def record(self, subject: str, usage: Usage) -> None:
         """Add `usage` to `subject`'s counters for today; a store failure is logged, not raised."""
         now = self._clock()

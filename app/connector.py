@@ -19,6 +19,7 @@ import httpx
 from pydantic_settings import BaseSettings
 from starlette.routing import BaseRoute
 
+from app.cache import ResponseCache
 from app.callers import Gate
 from app.operations import Operation
 from app.upstream import UpstreamClient
@@ -57,6 +58,9 @@ class Upstream:
     key: Callable[[], Awaitable[str | None]]
     service: str = "upstream service"
     """How error messages name it, e.g. "podcast service"."""
+    cache: ResponseCache | None = None
+    """The response cache its operations' answers go through (set by the app, scoped to
+    this connector and mode); None: every call goes upstream."""
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ import secrets
 import sys
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import replace
 
 import httpx
 from fastapi import FastAPI
@@ -16,8 +17,9 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Route
 
 from app import __version__
+from app.cache import ResponseCache
 from app.callers import Gate, UsageAccounting
-from app.connector import Surface
+from app.connector import Connector, Started, Surface
 from app.cors import JsonCORSMiddleware
 from app.credentials import Credentials, SecretRef, StoredSecret
 from app.errors import ServiceError
@@ -30,6 +32,7 @@ from app.registry import CONNECTORS, Settings
 from app.services import Services
 from app.setting_errors import settings_or_exit
 from app.settings import CoreSettings
+from app.store import Store
 
 __all__ = ["create_app"]  # and `app`, built on first access (see __getattr__)
 
@@ -67,6 +70,22 @@ def _callers(settings: CoreSettings) -> Credentials:
     )
 
 
+def _response_cache(
+    settings: CoreSettings, started: Mapping[str, tuple[Connector, Started]], store: Store
+) -> ResponseCache | None:
+    """The response cache on the store (None when `CACHE_ENABLED` is off), given to each
+    connector's operations, scoped to the connector, its mode and its upstream: a store
+    shared with a sample-data run, or with another upstream, never mixes their answers."""
+    if not settings.cache_enabled:
+        return None
+    cache = ResponseCache(store)  # the gate's store: one connection pool, closed by the gate
+    for connector, running in started.values():
+        if running.upstream is not None:
+            scope = f"{connector.name} {running.mode} {running.upstream.client.base_url}"
+            running.upstream = replace(running.upstream, cache=cache.scoped(scope))
+    return cache
+
+
 def create_app(
     settings: CoreSettings | None = None,
     *,
@@ -96,6 +115,7 @@ def create_app(
         for connector in CONNECTORS
     }
     mcp = MCPEndpoint()
+    cache = _response_cache(settings, started, gate.store)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -103,7 +123,7 @@ def create_app(
         await mcp.aclose()
         for _connector, running in started.values():
             await running.aclose()
-        await gate.aclose()
+        await gate.aclose()  # and the store, which the response cache shares
 
     app = FastAPI(
         title="Upstream API proxy",
@@ -117,6 +137,7 @@ def create_app(
         telemetry=None if settings.otel_enabled else _NO_TELEMETRY,
     )
     app.state.services = Services(settings=settings, gate=gate, connectors=started)
+    app.state.response_cache = cache
     app.router.routes.extend(public_routes())
     app.router.routes.extend(
         connector_spec_route(connector)

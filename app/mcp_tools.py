@@ -18,7 +18,6 @@ from typing import Any
 from mcp.server import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
-from pydantic_core import to_jsonable_python
 from starlette.applications import Starlette
 
 from app import __version__
@@ -60,8 +59,7 @@ def _error(error: ServiceError) -> CallToolResult:
 
 async def _answer(operation: Operation, arguments: dict[str, Any], upstream: Upstream) -> Any:
     params = operation.validate({k: v for k, v in arguments.items() if v is not None})
-    answer = await call_operation(operation, params, upstream)
-    return to_jsonable_python(answer, exclude_none=True)
+    return json.loads((await call_operation(operation, params, upstream)).body)
 
 
 def _tool_function(

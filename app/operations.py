@@ -43,6 +43,9 @@ class Operation:
     """Upstream parameters set by the operation itself; callers cannot override them."""
     method: Literal["GET", "POST"] = "GET"
     """GET: parameters in the query (and path); POST: one JSON object body."""
+    cache_ttl: int | None = None
+    """Seconds its successful answers are served from the response cache (app/cache.py),
+    for every caller alike; None: never cached (e.g. a random pick)."""
 
     @property
     def path_params(self) -> frozenset[str]:

@@ -116,6 +116,12 @@ class CoreSettings(BaseSettings):
         default=None,
         description="Secret mixed into the stored key hashes (HMAC-SHA256); unset: SHA-256.",
     )
+    # The response cache (app/cache.py).
+    cache_enabled: bool = Field(
+        default=True,
+        description="Serve cacheable upstream answers from the response cache (two levels: "
+        "in process, then the store).",
+    )
 
     @field_validator("chatgpt_secret", "cors_origins", mode="before")
     @classmethod

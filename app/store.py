@@ -27,6 +27,8 @@ from typing import Literal, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 __all__ = [
+    "KV_MAX_BYTES",
+    "KV_MAX_KEY",
     "Decision",
     "KeyRecord",
     "Limits",
@@ -34,8 +36,15 @@ __all__ = [
     "StoreUnavailable",
     "Usage",
     "UsageDay",
+    "check_kv",
     "open_store",
 ]
+
+KV_MAX_BYTES = 350 * 1024
+"""The largest value the key-value methods take: DynamoDB's 400 KB item, less room for the
+key and attributes (its binary counts raw bytes)."""
+KV_MAX_KEY = 1000
+"""The longest key, in bytes of UTF-8 (DynamoDB's partition key takes 2,048)."""
 
 
 class StoreUnavailable(Exception):
@@ -165,7 +174,36 @@ class Store(Protocol):
     async def usage(self, subject: str | None, since: float) -> Sequence[UsageDay]:
         """Usage per subject and day from the UTC day of `since` on; every subject if None."""
 
+    # A small key-value space with expiry, for the response cache and OAuth state.
+    # Keys are the caller's own strings of at most KV_MAX_KEY bytes (they choose a prefix
+    # per use, e.g. "cache:", "oauth:code:"); values are bytes of at most KV_MAX_BYTES
+    # (ValueError above either). Expiry is judged against the caller's `now` on every backend.
+
+    async def kv_put(self, key: str, value: bytes, ttl: float, now: float) -> None:
+        """Store `value` under `key` until `now + ttl`, replacing any value."""
+
+    async def kv_add(self, key: str, value: bytes, ttl: float, now: float) -> bool:
+        """Store `value` only if `key` holds no live value; True if stored (atomic)."""
+
+    async def kv_get(self, key: str, now: float) -> bytes | None:
+        """The live value under `key`, or None (expired values are never returned)."""
+
+    async def kv_take(self, key: str, now: float) -> bytes | None:
+        """The live value under `key`, deleting it in the same atomic step: of concurrent
+        takers exactly one gets it (single-use codes, rotating refresh tokens)."""
+
+    async def kv_delete(self, key: str) -> None:
+        """Remove `key`'s value, if any."""
+
     async def aclose(self) -> None: ...
+
+
+def check_kv(key: str, value: bytes = b"") -> None:
+    """Raise ValueError if `key` or `value` is larger than the key-value space takes."""
+    if len(key.encode()) > KV_MAX_KEY:
+        raise ValueError(f"a key of the key-value space is at most {KV_MAX_KEY} bytes")
+    if len(value) > KV_MAX_BYTES:
+        raise ValueError(f"a stored value is at most {KV_MAX_BYTES} bytes, not {len(value)}")
 
 
 URL_FORMS = (

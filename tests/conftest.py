@@ -54,6 +54,8 @@ ENV_VARS = (
     "RATE_LIMIT_RPM",
     "KEY_CACHE_TTL",
     "KEY_PEPPER",
+    "CACHE_ENABLED",
+    "OPENAI_CACHE_EMBEDDINGS",
 )
 
 
@@ -75,6 +77,9 @@ def make_settings(**overrides: Any) -> Settings:
         # Tests about other things send more than the default 100 requests a minute with
         # the shared secret; the tests about limits set their own.
         "rate_limit_rpm": 1_000_000,
+        # Tests about other things count what reaches the upstream; the response cache's
+        # tests (tests/test_cache.py) turn it on.
+        "cache_enabled": False,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -27,6 +27,7 @@ _SETTINGS = (
     "DATA_DIR",
     "RATE_",
     "KEY_",
+    "CACHE_",
 )
 
 
@@ -66,7 +67,11 @@ def live_server(env: dict[str, str], log: Path) -> Iterator[LiveServer]:
     env = {"DATA_DIR": str(log.parent / "data"), "RATE_LIMIT_RPM": "1000000", **env}
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            command, env={**clean, **env}, cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT
+            command,
+            env={**clean, "DATA_DIR": str(log.parent / "data"), **env},
+            cwd=ROOT,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
         )
     base_url = f"http://127.0.0.1:{port}"
     try:

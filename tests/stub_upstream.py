@@ -41,8 +41,10 @@ class Reply:
 def default_reply(seen: Seen) -> Reply:
     if seen.path.endswith("/search"):
         body = payloads.search_answer(payloads.SEARCH_EPISODE, 10)
-    elif "/episodes/" in seen.path:
+    elif "/episodes/" in seen.path or seen.path.endswith("/just_listen"):
         body = payloads.EPISODE
+    elif "/podcasts/" in seen.path:
+        body = payloads.PODCAST
     else:
         body = {"genres": [{"id": 67, "name": "Technology", "parent_id": None}]}
     return Reply(body=json.dumps(body).encode())

@@ -111,6 +111,7 @@ def test_the_function_uses_the_table_and_may_touch_only_it(function: dict[str, A
     assert len(store) == 1 and store[0]["Effect"] == "Allow"
     assert store[0]["Resource"] == {"Fn::GetAtt": ["StoreTable", "Arn"]}
     assert sorted(store[0]["Action"]) == [
+        "dynamodb:DeleteItem",
         "dynamodb:GetItem",
         "dynamodb:PutItem",
         "dynamodb:Query",

@@ -52,6 +52,7 @@ def test_two_processes_sharing_one_sqlite_file_let_exactly_the_limit_through(
     url = sqlite_url(tmp_path / "store")
     key = keys_cli(url, "create", "--name", "bot", "--rpm", "5")["key"]
     env = {"STORE_URL": url, "CHATGPT_SECRET": SECRET, "LISTEN_API_KEY": "k" * 20}
+    env["CACHE_ENABLED"] = "false"  # every admitted request must reach the upstream
     env["LISTEN_API_BASE_URL"] = stub.base_url
     with (
         live_server(env, tmp_path / "one.log") as one,

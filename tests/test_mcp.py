@@ -276,7 +276,8 @@ with TestClient(app) as client:
 """
 
 
-def test_the_sdk_is_imported_only_when_mcp_is_used() -> None:
+def test_the_sdk_is_imported_only_when_mcp_is_used(tmp_path: Path) -> None:
+    import os
     import subprocess
     import sys
 
@@ -286,6 +287,7 @@ def test_the_sdk_is_imported_only_when_mcp_is_used() -> None:
         text=True,
         check=True,
         cwd=Path(__file__).resolve().parent.parent,
+        env={**os.environ, "DATA_DIR": str(tmp_path)},  # the store's file, not in the repository
     )
     assert out.stdout.split() == ["False", "200", "True"]
 

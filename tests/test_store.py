@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from app.store import KeyRecord, Limits, Store, Usage, UsageDay
+from app.store import KV_MAX_BYTES, KV_MAX_KEY, KeyRecord, Limits, Store, Usage, UsageDay
 from tests.store_backends import BACKENDS, Backend, open_backend
 
 T = TypeVar("T")
@@ -216,5 +216,103 @@ def test_usage_per_subject_and_day_from_since(backend: Backend) -> None:
         a = sorted(await store.usage("a", NOW - 2 * DAY), key=lambda u: u.day)
         assert [u.day for u in a] == days and [u.requests for u in a] == [1, 1, 1]
         assert await store.usage("c", NOW - 9 * DAY) == []
+
+    run(backend, scenario)
+
+
+# -- key-value (the response cache, OAuth state) ------------------------------------------
+
+
+def test_kv_values_live_until_their_ttl_on_the_callers_clock(backend: Backend) -> None:
+    async def scenario(store: Store) -> None:
+        await store.kv_put("t:a", b"one", ttl=10, now=NOW)
+        assert await store.kv_get("t:a", NOW + 9.9) == b"one"
+        assert await store.kv_get("t:a", NOW + 10) is None
+        assert await store.kv_take("t:a", NOW + 10) is None  # expired: nobody takes it
+        assert await store.kv_get("t:missing", NOW) is None
+        await store.kv_put("t:b", b"old", ttl=10, now=NOW)
+        await store.kv_put("t:b", b"new", ttl=60, now=NOW + 5)  # replaced, ttl too
+        assert await store.kv_get("t:b", NOW + 30) == b"new"
+
+    run(backend, scenario)
+
+
+def test_kv_add_stores_only_where_no_live_value_is(backend: Backend) -> None:
+    async def scenario(store: Store) -> None:
+        assert await store.kv_add("t:a", b"first", ttl=10, now=NOW) is True
+        assert await store.kv_add("t:a", b"second", ttl=10, now=NOW + 1) is False
+        assert await store.kv_get("t:a", NOW + 1) == b"first"
+        # An expired value no longer counts: the key can be added again.
+        assert await store.kv_add("t:a", b"third", ttl=10, now=NOW + 10) is True
+        assert await store.kv_get("t:a", NOW + 11) == b"third"
+
+    run(backend, scenario)
+
+
+def test_kv_add_has_one_winner_among_50_concurrent_adders(backend: Backend) -> None:
+    async def scenario(store: Store) -> list[bool]:
+        stores = [store] + [backend.make() for _ in range(4)]
+        try:
+            return list(
+                await asyncio.gather(
+                    *(stores[i % 5].kv_add("t:race", b"%d" % i, ttl=60, now=NOW) for i in range(50))
+                )
+            )
+        finally:
+            for other in stores[1:]:
+                await other.aclose()
+
+    assert run(backend, scenario).count(True) == 1
+
+
+def test_kv_take_has_exactly_one_winner_among_50_concurrent_takers(backend: Backend) -> None:
+    async def scenario(store: Store) -> list[bytes | None]:
+        await store.kv_put("t:code", b"single-use", ttl=60, now=NOW)
+        # Five store objects (five SQLite connections, Redis pools, boto3 clients) at once.
+        stores = [store] + [backend.make() for _ in range(4)]
+        try:
+            taken = await asyncio.gather(
+                *(stores[i % 5].kv_take("t:code", NOW + 1) for i in range(50))
+            )
+            assert await store.kv_get("t:code", NOW + 1) is None
+            return list(taken)
+        finally:
+            for other in stores[1:]:
+                await other.aclose()
+
+    taken = run(backend, scenario)
+    assert [t for t in taken if t is not None] == [b"single-use"]
+
+
+def test_kv_delete_removes_and_ignores_a_missing_key(backend: Backend) -> None:
+    async def scenario(store: Store) -> None:
+        await store.kv_put("t:a", b"x", ttl=60, now=NOW)
+        await store.kv_delete("t:a")
+        await store.kv_delete("t:never")
+        assert await store.kv_get("t:a", NOW) is None
+        assert await store.kv_take("t:a", NOW) is None
+
+    run(backend, scenario)
+
+
+def test_kv_values_are_any_bytes_up_to_the_limit_and_larger_ones_refused(
+    backend: Backend,
+) -> None:
+    binary = bytes(range(256)) * 3 + b"\x00\xff\xfe" + "é".encode()
+    largest = (b"\x00\x01\x80\xff" * KV_MAX_BYTES)[:KV_MAX_BYTES]
+
+    async def scenario(store: Store) -> None:
+        await store.kv_put("t:bin", binary, ttl=60, now=NOW)
+        assert await store.kv_get("t:bin", NOW) == binary
+        assert await store.kv_add("t:big", largest, ttl=60, now=NOW) is True
+        assert await store.kv_take("t:big", NOW) == largest
+        assert await store.kv_add("t:empty", b"", ttl=60, now=NOW) is True
+        assert await store.kv_get("t:empty", NOW) == b""
+        for write in (store.kv_put, store.kv_add):
+            with pytest.raises(ValueError, match="at most"):
+                await write("t:huge", largest + b"!", 60, NOW)
+        with pytest.raises(ValueError, match="at most"):
+            await store.kv_get("k" * (KV_MAX_KEY + 1), NOW)
+        assert await store.kv_get("t:huge", NOW) is None
 
     run(backend, scenario)

@@ -123,6 +123,7 @@ def peak(stub: StubUpstream, network: str) -> dict[str, Any]:
         "LISTEN_API_KEY": UPSTREAM_KEY,
         "CHATGPT_SECRET": SECRET,
         "DATA_DIR": tempfile.mkdtemp(),  # its store, never in the working tree
+        "CACHE_ENABLED": "false",  # each run must reach the upstream
     }
     run = subprocess.run(
         [sys.executable, "-m", "tests.peak_memory", stub.base_url, network, "/api/v2/languages"],

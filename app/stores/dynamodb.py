@@ -6,6 +6,7 @@ client called through `asyncio.to_thread` (Lambda ships boto3; aiobotocore lags 
     key id index       KID#<key_id>       META             digest
     rate and tokens    RL#<subject>       STATE            tat (µs), m#YYYY-MM (tokens), ttl
     usage of one day   RL#<subject>       D#YYYY-MM-DD     requests, refused, …, ttl
+    key-value entry    KV#<key>           V                v (binary), exp (epoch s), ttl
 
 - Clock: the caller's `now` (Lambda hosts keep NTP time).
 - `admit` (an update expression cannot compute `max(tat, now)`, so GCRA takes one of two
@@ -20,7 +21,10 @@ client called through `asyncio.to_thread` (Lambda ships boto3; aiobotocore lags 
   So: admitted in 2 round trips (3 on a wrong branch), rate-refused in 1.
   On a quota or rate refusal, `daily_remaining` is from the last count this process saw.
 - Expired items may linger (DynamoDB deletes them within days; moto never): reads check
-  `ttl` in code.
+  `ttl` in code (for key-value entries, `exp`: the exact expiry, on the caller's clock).
+- Key-value: `kv_add` is a PutItem conditional on no live entry; `kv_take` is one DeleteItem
+  returning the old item, so of concurrent takers exactly one gets it. Reads are strongly
+  consistent (an OAuth code is read right after it is written).
 """
 
 from __future__ import annotations
@@ -34,7 +38,15 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from app.store import Decision, KeyRecord, Limits, StoreUnavailable, Usage, UsageDay
+from app.store import (
+    Decision,
+    KeyRecord,
+    Limits,
+    StoreUnavailable,
+    Usage,
+    UsageDay,
+    check_kv,
+)
 from app.stores import limiter
 
 __all__ = ["USAGE_DAYS", "DynamoStore"]
@@ -330,6 +342,35 @@ class DynamoStore:
                 return iter(pages)
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
+    # -- key-value ------------------------------------------------------------------------
+
+    async def kv_put(self, key: str, value: bytes, ttl: float, now: float) -> None:
+        await self._call("put_item", Item=_kv_item(key, value, ttl, now))
+
+    async def kv_add(self, key: str, value: bytes, ttl: float, now: float) -> bool:
+        try:
+            await self._call(
+                "put_item",
+                Item=_kv_item(key, value, ttl, now),
+                ConditionExpression="attribute_not_exists(pk) OR #exp <= :now",
+                ExpressionAttributeNames={"#exp": "exp"},
+                ExpressionAttributeValues={":now": _n(now)},
+            )
+        except ClientError:  # a live entry is there
+            return False
+        return True
+
+    async def kv_get(self, key: str, now: float) -> bytes | None:
+        answer = await self._call("get_item", Key=_kv_key(key), ConsistentRead=True)
+        return _kv_live(answer.get("Item"), now)
+
+    async def kv_take(self, key: str, now: float) -> bytes | None:
+        answer = await self._call("delete_item", Key=_kv_key(key), ReturnValues="ALL_OLD")
+        return _kv_live(answer.get("Attributes"), now)
+
+    async def kv_delete(self, key: str) -> None:
+        await self._call("delete_item", Key=_kv_key(key))
+
     async def aclose(self) -> None:
         await asyncio.to_thread(self._client.close)
 
@@ -355,6 +396,23 @@ def _n(number: float) -> dict[str, str]:
 
 def _int(value: dict[str, str] | None) -> int:
     return int(value["N"]) if value else 0
+
+
+def _kv_key(key: str) -> dict[str, Any]:
+    check_kv(key)
+    return {"pk": _s(f"KV#{key}"), "sk": _s("V")}
+
+
+def _kv_item(key: str, value: bytes, ttl: float, now: float) -> dict[str, Any]:
+    check_kv(key, value)
+    expires = now + ttl
+    return {**_kv_key(key), "v": {"B": value}, "exp": _n(expires), "ttl": _n(int(expires) + 1)}
+
+
+def _kv_live(item: dict[str, Any] | None, now: float) -> bytes | None:
+    if not item or float(item["exp"]["N"]) <= now:
+        return None
+    return bytes(item["v"]["B"])
 
 
 def _key_item(record: KeyRecord) -> dict[str, Any]:

@@ -12,6 +12,10 @@
   are all busy; this one waits. Short socket timeouts and a single retry make a dead
   server fail fast (StoreUnavailable); the pool reconnects when it is back.
 - Daily usage and its index expire after `USAGE_DAYS`; monthly token totals after 62 days.
+- Key-value entries are plain strings on a second, binary-safe client (the first decodes
+  replies as text): `SET … PX`, `SET NX` by a small script, `GETDEL` (Redis 6.2+). Each value
+  starts with its expiry (16 digits of epoch ms, the caller's clock), checked on every read,
+  so expiry follows the caller's `now` as on the other backends; `PX` lets Redis drop it.
 """
 
 from __future__ import annotations
@@ -25,7 +29,15 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from app.store import Decision, KeyRecord, Limits, StoreUnavailable, Usage, UsageDay
+from app.store import (
+    Decision,
+    KeyRecord,
+    Limits,
+    StoreUnavailable,
+    Usage,
+    UsageDay,
+    check_kv,
+)
 from app.stores import limiter
 
 __all__ = ["USAGE_DAYS", "RedisStore"]
@@ -74,6 +86,15 @@ redis.call('EXPIRE', KEYS[4], ARGV[9])
 return {1, requests, tokens, new_tat - now}
 """
 
+# KEYS: the entry. ARGV: the new stored value, caller now (ms), ttl (ms).
+# Stores unless a live value is there (its first 16 bytes: expiry in epoch ms); 1 if stored.
+_KV_ADD = """
+local old = redis.call('GET', KEYS[1])
+if old and tonumber(string.sub(old, 1, 16)) > tonumber(ARGV[2]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+return 1
+"""
+
 
 class RedisStore:
     """The `Store` on the Redis server `url` names (nothing is connected before first use)."""
@@ -102,6 +123,16 @@ class RedisStore:
         # Any: with decode_responses every reply is a str, which redis-py's types do not say.
         self._redis: Any = Redis(connection_pool=self._pool, retry=Retry(NoBackoff(), 1))
         self._admit = self._redis.register_script(_ADMIT)
+        self._kv_pool = BlockingConnectionPool.from_url(
+            url,
+            max_connections=max_connections,
+            timeout=timeout * 2,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 1),
+        )
+        self._kv: Any = Redis(connection_pool=self._kv_pool, retry=Retry(NoBackoff(), 1))
+        self._kv_add = self._kv.register_script(_KV_ADD)
 
     # -- names ----------------------------------------------------------------------------
 
@@ -237,9 +268,45 @@ class RedisStore:
         names = [name async for name in self._redis.scan_iter(match=f"{head}*{tail}", count=500)]
         return sorted({name[len(head) : -len(tail)] for name in names})
 
+    # -- key-value ------------------------------------------------------------------------
+
+    def _entry(self, key: str) -> str:
+        check_kv(key)
+        return f"{self.prefix}:kv:{key}"
+
+    async def kv_put(self, key: str, value: bytes, ttl: float, now: float) -> None:
+        name, (stored, px) = self._entry(key), _kv_stored(value, ttl, now)
+        with _unavailable():
+            await self._kv.set(name, stored, px=px)
+
+    async def kv_add(self, key: str, value: bytes, ttl: float, now: float) -> bool:
+        name, (stored, px) = self._entry(key), _kv_stored(value, ttl, now)
+        with _unavailable():
+            added = await self._kv_add(keys=[name], args=[stored, _ms(now), px])
+        return bool(added)
+
+    async def kv_get(self, key: str, now: float) -> bytes | None:
+        name = self._entry(key)
+        with _unavailable():
+            stored = await self._kv.get(name)
+        return _kv_live(stored, now)
+
+    async def kv_take(self, key: str, now: float) -> bytes | None:
+        name = self._entry(key)
+        with _unavailable():
+            stored = await self._kv.getdel(name)
+        return _kv_live(stored, now)
+
+    async def kv_delete(self, key: str) -> None:
+        name = self._entry(key)
+        with _unavailable():
+            await self._kv.delete(name)
+
     async def aclose(self) -> None:
         await self._redis.aclose()
         await self._pool.disconnect()
+        await self._kv.aclose()
+        await self._kv_pool.disconnect()
 
 
 @contextlib.contextmanager
@@ -249,6 +316,22 @@ def _unavailable() -> Iterator[None]:
     except RedisError as exc:
         # redis-py's messages name the host and the failure, never the password.
         raise StoreUnavailable(f"redis: {type(exc).__name__}: {exc}") from None
+
+
+def _ms(seconds: float) -> int:
+    return int(seconds * 1000)
+
+
+def _kv_stored(value: bytes, ttl: float, now: float) -> tuple[bytes, int]:
+    """The stored form (expiry, then the value) and the `PX` that lets Redis drop it."""
+    check_kv("", value)
+    return b"%016d" % _ms(now + ttl) + value, max(1, _ms(ttl))
+
+
+def _kv_live(stored: bytes | None, now: float) -> bytes | None:
+    if stored is None or int(stored[:16]) <= _ms(now):
+        return None
+    return bytes(stored[16:])
 
 
 def _key_fields(record: KeyRecord) -> dict[str, str]:

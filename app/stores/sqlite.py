@@ -11,6 +11,8 @@
   thread hop per operation, never the event loop.
 - The clock is the caller's `now` (all writers share one host, so they agree).
 - The schema is created on first use and versioned with `PRAGMA user_version`.
+- Key-value entries carry their expiry (`expires`, the caller's clock); reads skip expired
+  ones, and every `_SWEEP_EVERY`th write of a process deletes the expired rows.
 - WAL needs shared memory: the file must be on a local disk, not NFS/EFS, and not on
   Lambda (its /tmp is per instance).
 """
@@ -25,14 +27,23 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from app.store import Decision, KeyRecord, Limits, StoreUnavailable, Usage, UsageDay
+from app.store import (
+    Decision,
+    KeyRecord,
+    Limits,
+    StoreUnavailable,
+    Usage,
+    UsageDay,
+    check_kv,
+)
 from app.stores import limiter
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the kv table (every statement is IF NOT EXISTS, so 1 migrates)
+_SWEEP_EVERY = 500
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS keys (
     key_id TEXT PRIMARY KEY,
@@ -68,6 +79,8 @@ CREATE TABLE IF NOT EXISTS monthly (
     tokens INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (subject, month)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL, expires REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS kv_expires ON kv (expires);
 """
 _KEY_COLUMNS = (
     "key_id, digest, name, prefix, last4, created, scopes, models, rpm, daily_requests, "
@@ -93,6 +106,7 @@ class SqliteStore:
         self.busy_timeout = busy_timeout
         self._db: sqlite3.Connection | None = None
         self._thread: ThreadPoolExecutor | None = None
+        self._kv_writes = 0
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -207,6 +221,56 @@ class SqliteStore:
             lambda db: db.execute(sql + " ORDER BY subject, day", args).fetchall()
         )
         return [UsageDay(*row) for row in rows]
+
+    # -- key-value ------------------------------------------------------------------------
+
+    async def kv_put(self, key: str, value: bytes, ttl: float, now: float) -> None:
+        check_kv(key, value)
+        sql = (
+            "INSERT INTO kv (key, value, expires) VALUES (?, ?, ?) ON CONFLICT (key)"
+            " DO UPDATE SET value = excluded.value, expires = excluded.expires"
+        )
+        await self._kv_write(lambda db: db.execute(sql, (key, value, now + ttl)).rowcount, now)
+
+    async def kv_add(self, key: str, value: bytes, ttl: float, now: float) -> bool:
+        check_kv(key, value)
+        # One statement: the upsert replaces only an expired row, so rowcount says who won.
+        sql = (
+            "INSERT INTO kv (key, value, expires) VALUES (?, ?, ?) ON CONFLICT (key)"
+            " DO UPDATE SET value = excluded.value, expires = excluded.expires"
+            " WHERE kv.expires <= ?"
+        )
+        stored = await self._kv_write(
+            lambda db: db.execute(sql, (key, value, now + ttl, now)).rowcount, now
+        )
+        return stored > 0
+
+    async def kv_get(self, key: str, now: float) -> bytes | None:
+        check_kv(key)
+        sql = "SELECT value FROM kv WHERE key = ? AND expires > ?"
+        rows = await self._run(lambda db: db.execute(sql, (key, now)).fetchall())
+        return bytes(rows[0][0]) if rows else None
+
+    async def kv_take(self, key: str, now: float) -> bytes | None:
+        check_kv(key)
+        sql = "DELETE FROM kv WHERE key = ? RETURNING value, expires"
+        rows = await self._run(lambda db: db.execute(sql, (key,)).fetchall())
+        return bytes(rows[0][0]) if rows and rows[0][1] > now else None
+
+    async def kv_delete(self, key: str) -> None:
+        check_kv(key)
+        await self._run(lambda db: db.execute("DELETE FROM kv WHERE key = ?", (key,)))
+
+    async def _kv_write(self, write: Callable[[sqlite3.Connection], int], now: float) -> int:
+        self._kv_writes += 1
+        if self._kv_writes % _SWEEP_EVERY:
+            return await self._run(write)
+
+        def write_and_sweep(db: sqlite3.Connection) -> int:
+            db.execute("DELETE FROM kv WHERE expires <= ?", (now,))
+            return write(db)
+
+        return await self._run(write_and_sweep)
 
     async def aclose(self) -> None:
         thread, self._thread = self._thread, None

@@ -92,6 +92,16 @@ class OpenAIConnector:
             default_model=settings.openai_default_model,
             max_json_bytes=settings.openai_max_json_bytes,
             upstream_key_hint=key.get_secret_value() if key is not None else None,
+            cache_embeddings=settings.openai_cache_embeddings,
+            cache_scope=" ".join(
+                [
+                    "openai",
+                    "sample" if settings.openai_sample_mode else "live",
+                    base,
+                    settings.openai_organization or "-",
+                    settings.openai_project or "-",
+                ]
+            ),
         )
         chat = SimpleChat(
             self.upstream,

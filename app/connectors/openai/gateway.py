@@ -1,9 +1,10 @@
 """The OpenAI-compatible routes: `/openai/v1/...` and `/openai/...`, allowlisted, forwarded.
 
 Each request: route (allowlist) -> caller identified (key or secret, scope) -> body
-checked -> caller admitted (model allowed, limits: app/callers.py) -> upstream, key
-injected -> answer relayed, its token usage counted (app/connectors/openai/usage.py).
-Every refusal and failure is in OpenAI's error shape. What reaches the
+checked -> caller admitted (model allowed, limits: app/callers.py) -> response cache
+(models; embeddings if on) or upstream, key injected -> answer relayed, its token usage
+counted (app/connectors/openai/usage.py). Every refusal and failure is in OpenAI's error
+shape. What reaches the
 upstream: the route's path, its declared query parameters, the body as sent, and from the
 caller's headers only `_FORWARDED`. What reaches the caller: the upstream's status, body
 and `_RELAYED` headers, except that a refused upstream key is never shown (OpenAI's 401
@@ -15,12 +16,14 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Awaitable
 
 import httpx
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from app.cache import cache_of
 from app.callers import Admission, Gate
 from app.connectors.openai.bodies import (
     BadBody,
@@ -32,6 +35,7 @@ from app.connectors.openai.bodies import (
     with_model,
     with_stream_usage,
 )
+from app.connectors.openai.cached import cache_key, cache_ttl, mark, through_cache
 from app.connectors.openai.errors import openai_error
 from app.connectors.openai.relay import Relay
 from app.connectors.openai.routes import (
@@ -115,6 +119,7 @@ class Gateway:
     the connector `scope`; `drain` is how long a stream is read on after its caller hung
     up, for its token usage (the upstream timeout); `upstream_key_hint` is the upstream key when set
     directly, only used to make sure that no answer carrying it reaches a caller.
+    `cache_embeddings` and `cache_scope`: see app/connectors/openai/cached.py.
     `upstream` None: nothing to forward to (no key and no sample data), every call is 503."""
 
     def __init__(
@@ -126,10 +131,13 @@ class Gateway:
         default_model: str,
         max_json_bytes: int,
         upstream_key_hint: str | None = None,
+        cache_embeddings: bool = False,
+        cache_scope: str = "openai",
     ) -> None:
         self.upstream = upstream
         self.gate = gate
         self.scopes = (scope,)
+        self.cache_embeddings, self.cache_scope = cache_embeddings, cache_scope
         self.default_model = default_model
         self.max_json_bytes = max_json_bytes
         self._key_hint = upstream_key_hint
@@ -188,10 +196,38 @@ class Gateway:
         headers = {name: request.headers[name] for name in _FORWARDED if name in request.headers}
         if body is not None:
             headers["content-type"] = body.content_type
+
+        def forward() -> Awaitable[Response | Relay]:
+            return self._forward(
+                route, found.path, query, headers, body, admission, strip_usage=not usage_asked
+            )
+
+        # The response cache (app/connectors/openai/cached.py): models, and embeddings if on.
+        cache = cache_of(request)
+        if cache is None:
+            return await forward()
+        ttl = cache_ttl(route, body, embeddings=self.cache_embeddings)
+        if ttl is None:
+            return mark(await forward(), cache.bypass.headers)
+        key = cache_key(route, found.path, query, body)
+        return await through_cache(cache.scoped(self.cache_scope), key, ttl, forward)
+
+    async def _forward(
+        self,
+        route: Route,
+        path: str,
+        query: list[tuple[str, str]],
+        headers: dict[str, str],
+        body: CheckedBody | None,
+        admission: Admission,
+        *,
+        strip_usage: bool,
+    ) -> Response | Relay:
+        assert self.upstream is not None  # noqa: S101 - checked by `handle`
         try:
             answer = await self.upstream.open(
                 route.method,
-                found.path,
+                path,
                 query=query,
                 headers=headers,
                 body=body.raw if body is not None else None,
@@ -211,7 +247,7 @@ class Gateway:
                 extra={"fields": {"event": "upstream_failed"}},
             )
             return self._failed(502, "upstream_unavailable", "The upstream could not be reached.")
-        return await self._answer(answer, route, admission, strip_usage=not usage_asked)
+        return await self._answer(answer, route, admission, strip_usage=strip_usage)
 
     async def _body(self, request: Request, route: Route) -> CheckedBody | None:
         if route.body is Body.NONE:

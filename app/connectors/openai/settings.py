@@ -42,6 +42,11 @@ class OpenAISettings(BaseSettings):
     openai_max_json_bytes: int = Field(
         default=2 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024, description="Largest JSON body."
     )
+    openai_cache_embeddings: bool = Field(
+        default=False,
+        description="Serve repeated embeddings requests (same model, input and options) from "
+        "the response cache.",
+    )
 
     @field_validator("openai_api_key_ref")
     @classmethod

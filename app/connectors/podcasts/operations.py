@@ -7,6 +7,10 @@ from app.operations import Operation, by_name
 
 __all__ = ["OPERATIONS", "operation_named"]
 
+# How long an answer is served from the response cache (app/cache.py): reference lists
+# change rarely, episodes and podcasts gain new data within hours, search rankings move.
+_DAY, _HOUR, _SEARCH = 86_400, 3_600, 300
+
 OPERATIONS: tuple[Operation, ...] = (
     Operation(
         name="searchEpisodes",
@@ -21,6 +25,7 @@ OPERATIONS: tuple[Operation, ...] = (
         params=params.SearchEpisodesParams,
         answer=answers.SearchEpisodesAnswer,
         fixed={"type": "episode"},
+        cache_ttl=_SEARCH,
     ),
     Operation(
         name="searchPodcasts",
@@ -35,6 +40,7 @@ OPERATIONS: tuple[Operation, ...] = (
         params=params.SearchPodcastsParams,
         answer=answers.SearchPodcastsAnswer,
         fixed={"type": "podcast"},
+        cache_ttl=_SEARCH,
     ),
     Operation(
         name="getBestPodcasts",
@@ -47,6 +53,7 @@ OPERATIONS: tuple[Operation, ...] = (
         upstream_path="/best_podcasts",
         params=params.BestPodcastsParams,
         answer=answers.BestPodcastsAnswer,
+        cache_ttl=_HOUR,
     ),
     Operation(
         name="justListen",
@@ -56,6 +63,7 @@ OPERATIONS: tuple[Operation, ...] = (
         upstream_path="/just_listen",
         params=params.NoParams,
         answer=answers.Episode,
+        cache_ttl=None,  # random: never cached,
     ),
     Operation(
         name="getGenres",
@@ -68,6 +76,7 @@ OPERATIONS: tuple[Operation, ...] = (
         upstream_path="/genres",
         params=params.GenresParams,
         answer=answers.GenresAnswer,
+        cache_ttl=_DAY,
     ),
     Operation(
         name="getLanguages",
@@ -77,6 +86,7 @@ OPERATIONS: tuple[Operation, ...] = (
         upstream_path="/languages",
         params=params.NoParams,
         answer=answers.LanguagesAnswer,
+        cache_ttl=_DAY,
     ),
     Operation(
         name="getRegions",
@@ -86,6 +96,7 @@ OPERATIONS: tuple[Operation, ...] = (
         upstream_path="/regions",
         params=params.NoParams,
         answer=answers.RegionsAnswer,
+        cache_ttl=_DAY,
     ),
     Operation(
         name="getEpisode",
@@ -98,6 +109,7 @@ OPERATIONS: tuple[Operation, ...] = (
         upstream_path="/episodes/{id}",
         params=params.IdParams,
         answer=answers.Episode,
+        cache_ttl=_HOUR,
     ),
     Operation(
         name="getPodcast",
@@ -110,6 +122,7 @@ OPERATIONS: tuple[Operation, ...] = (
         upstream_path="/podcasts/{id}",
         params=params.PodcastParams,
         answer=answers.Podcast,
+        cache_ttl=_HOUR,
     ),
 )
 

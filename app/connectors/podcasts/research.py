@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pydantic_core import to_jsonable_python
-
 from app.connector import ResearchTool, Upstream
 from app.connectors.podcasts.operations import operation_named
 from app.errors import InvalidParameters, ParameterProblem
@@ -19,8 +17,8 @@ _FETCHABLE = {"episode": "getEpisode", "podcast": "getPodcast"}
 
 async def _answer(name: str, arguments: dict[str, Any], upstream: Upstream) -> Any:
     operation = operation_named(name)
-    answer = await call_operation(operation, operation.validate(arguments), upstream)
-    return to_jsonable_python(answer, exclude_none=True)
+    served = await call_operation(operation, operation.validate(arguments), upstream)
+    return json.loads(served.body)
 
 
 async def search(upstream: Upstream, query: str) -> dict[str, Any]:

@@ -1,0 +1,300 @@
+"""The response cache: successful upstream answers kept for a TTL the route declares, in two
+levels, so that callers spend less of the upstream's quota than they would calling it directly.
+
+    1. an in-process LRU, bounded in entries and in bytes (`MAX_ENTRIES`, `MAX_BYTES`);
+    2. the store's key-value space (`STORE_URL`: SQLite, Redis or DynamoDB), shared by every
+       process, host and Lambda instance on that store;
+    3. the upstream: concurrent misses for one key make one call per process (the others
+       wait for it: request coalescing); across processes it is one call per process.
+
+Only what `produce` returns is cached, and it returns only successful answers: errors are
+raised (`Uncacheable` carries an answer to serve without caching it). Callers choose keys
+that hold everything an answer depends on (see `ResponseCache.scoped`); the cache hashes
+them. A store that fails never fails a request: the cache logs the outage once, answers
+from level 1 and the upstream, and tries the store again at most once a second.
+
+Answers say what happened (RFC 9211 `Cache-Status`, RFC 9111 `Age`), see `Served`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import struct
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from starlette.requests import Request
+
+from app.store import KV_MAX_BYTES, Store, StoreUnavailable, Usage
+
+__all__ = [
+    "CACHE_NAME",
+    "MAX_BYTES",
+    "MAX_ENTRIES",
+    "ResponseCache",
+    "Served",
+    "Uncacheable",
+    "cache_of",
+]
+
+log = logging.getLogger("app.cache")
+
+CACHE_NAME = "keyless"
+"""How `Cache-Status` names this cache."""
+MAX_ENTRIES = 5_000
+MAX_BYTES = 32 * 1024 * 1024
+_RETRY_STORE = 1.0  # seconds between store attempts while it is down
+_HEAD = struct.Struct(">dd")  # a stored entry: stored at, expires (epoch s), then the body
+
+
+@dataclass(frozen=True)
+class Served:
+    """An answer's body and what the cache did for it."""
+
+    body: bytes
+    cache_status: str | None = None
+    """The `Cache-Status` member, e.g. `keyless; hit; ttl=3590`; None without a cache."""
+    age: int | None = None
+    """Seconds since the upstream produced it (hits only)."""
+    saved: bool = False
+    """True when this request made no upstream call (a hit, or collapsed into another's
+    call): what usage counts as `cache_saved`."""
+
+    @property
+    def headers(self) -> dict[str, str]:
+        headers = {}
+        if self.cache_status is not None:
+            headers["Cache-Status"] = self.cache_status
+        if self.age is not None:
+            headers["Age"] = str(self.age)
+        return headers
+
+
+class Uncacheable(Exception):
+    """Raised by a `produce` function with an answer to serve but not to cache (nor to share
+    with coalesced requests, which then ask the upstream themselves)."""
+
+    def __init__(self, answer: object) -> None:
+        super().__init__("uncacheable answer")
+        self.answer = answer
+
+
+class _Abandoned(Exception):
+    """The request whose upstream call others waited for went away (cancelled)."""
+
+
+class _Entry(NamedTuple):
+    stored: float
+    expires: float
+    body: bytes
+
+
+class _Shared:
+    """The state every scoped view of one cache shares."""
+
+    def __init__(self, store: Store | None, max_entries: int, max_bytes: int) -> None:
+        self.store = store
+        self.max_entries, self.max_bytes = max_entries, max_bytes
+        self.lru: OrderedDict[str, _Entry] = OrderedDict()
+        self.lru_bytes = 0
+        self.in_flight: dict[str, asyncio.Future[bytes]] = {}
+        self.store_down = False
+        self.retry_store_at = 0.0
+
+
+class ResponseCache:
+    """The cache (see the module docstring) on `store` (None: in-process only), reading the
+    time from `clock` (epoch seconds)."""
+
+    def __init__(
+        self,
+        store: Store | None,
+        *,
+        max_entries: int = MAX_ENTRIES,
+        max_bytes: int = MAX_BYTES,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._shared = _Shared(store, max_entries, max_bytes)
+        self._clock = clock
+        self._scope = ""
+
+    def scoped(self, scope: str) -> ResponseCache:
+        """A view whose keys all start with `scope` (e.g. the connector, its mode and its
+        upstream, so that sample answers never serve a live deployment on the same store)."""
+        view = ResponseCache.__new__(ResponseCache)
+        view._shared, view._clock, view._scope = self._shared, self._clock, self._scope + scope
+        return view
+
+    @property
+    def bypass(self) -> Served:
+        """What an uncacheable route's answer says (pair it with its body)."""
+        return Served(b"", f"{CACHE_NAME}; fwd=bypass")
+
+    async def fetch(self, key: str, ttl: float, produce: Callable[[], Awaitable[bytes]]) -> Served:
+        """The answer for `key`: cached, or `produce()`d (and then kept for `ttl` seconds).
+        Exceptions of `produce` propagate (to coalesced requests too, except `Uncacheable`)."""
+        shared = self._shared
+        name = "cache:" + hashlib.sha256((self._scope + "\0" + key).encode()).hexdigest()
+        now = self._clock()
+        entry = self._remembered(name, now)
+        if entry is None and name not in shared.in_flight:
+            entry = await self._stored(name, now)
+            entry = entry or self._remembered(name, now)  # filled while we waited
+        if entry is not None:
+            return Served(
+                entry.body,
+                f"{CACHE_NAME}; hit; ttl={int(entry.expires - now)}",
+                age=max(0, int(now - entry.stored)),
+                saved=True,
+            )
+        flight = shared.in_flight.get(name)
+        if flight is not None:
+            try:
+                body = await asyncio.shield(flight)
+            except (Uncacheable, _Abandoned):
+                return await self.fetch(key, ttl, produce)
+            return Served(body, f"{CACHE_NAME}; fwd=uri-miss; collapsed", saved=True)
+        return await self._produce(name, ttl, produce)
+
+    async def _produce(
+        self, name: str, ttl: float, produce: Callable[[], Awaitable[bytes]]
+    ) -> Served:
+        shared = self._shared
+        flight: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        shared.in_flight[name] = flight
+        try:
+            body = await produce()
+        except Exception as exc:
+            flight.set_exception(exc)
+            raise
+        except BaseException:
+            flight.set_exception(_Abandoned())
+            raise
+        finally:
+            if flight.done() and flight.exception() is not None:
+                del shared.in_flight[name]  # (reading the exception marks it retrieved)
+        now = self._clock()
+        entry = _Entry(now, now + ttl, body)
+        self._remember(name, entry)  # before the flight ends: later requests find it here
+        flight.set_result(body)
+        del shared.in_flight[name]
+        shared_ok = await self._store(name, entry, ttl, now)
+        detail = "" if shared_ok else "; detail=store-unavailable"
+        return Served(body, f"{CACHE_NAME}; fwd=uri-miss; stored{detail}")
+
+    # -- level 1: in process --------------------------------------------------------------
+
+    def _remembered(self, name: str, now: float) -> _Entry | None:
+        shared = self._shared
+        entry = shared.lru.get(name)
+        if entry is None:
+            return None
+        if entry.expires <= now:
+            self._forget(name)
+            return None
+        shared.lru.move_to_end(name)
+        return entry
+
+    def _remember(self, name: str, entry: _Entry) -> None:
+        shared = self._shared
+        if len(entry.body) > shared.max_bytes // 4:
+            return  # one answer may not push out most of the others
+        self._forget(name)
+        shared.lru[name] = entry
+        shared.lru_bytes += len(entry.body)
+        while len(shared.lru) > shared.max_entries or shared.lru_bytes > shared.max_bytes:
+            _, old = shared.lru.popitem(last=False)
+            shared.lru_bytes -= len(old.body)
+
+    def _forget(self, name: str) -> None:
+        old = self._shared.lru.pop(name, None)
+        if old is not None:
+            self._shared.lru_bytes -= len(old.body)
+
+    # -- level 2: the shared store --------------------------------------------------------
+
+    async def _stored(self, name: str, now: float) -> _Entry | None:
+        store = self._usable_store(now)
+        if store is None:
+            return None
+        try:
+            value = await store.kv_get(name, now)
+        except Exception as exc:  # a cache never fails a request
+            self._store_failed(exc, now)
+            return None
+        self._store_worked()
+        if value is None or len(value) < _HEAD.size:
+            return None
+        stored, expires = _HEAD.unpack_from(value)
+        entry = _Entry(stored, expires, value[_HEAD.size :])
+        self._remember(name, entry)
+        return entry
+
+    async def _store(self, name: str, entry: _Entry, ttl: float, now: float) -> bool:
+        value = _HEAD.pack(entry.stored, entry.expires) + entry.body
+        if len(value) > KV_MAX_BYTES:
+            return True  # too large to share: kept in process only, not an outage
+        store = self._usable_store(now)
+        if store is None:
+            return False
+        try:
+            await store.kv_put(name, value, ttl, now)
+        except Exception as exc:
+            self._store_failed(exc, now)
+            return False
+        self._store_worked()
+        return True
+
+    async def record_saved(self, subject: str) -> None:
+        """Count one upstream call saved for `subject` today (`Usage.cache_saved`): call it
+        with the caller's subject when `Served.saved`. Never raises."""
+        now = self._clock()
+        store = self._usable_store(now)
+        if store is None:
+            return
+        try:
+            await store.record(subject, now, Usage(cache_saved=1))
+        except Exception as exc:
+            self._store_failed(exc, now)
+
+    def _usable_store(self, now: float) -> Store | None:
+        shared = self._shared
+        if shared.store is None or (shared.store_down and now < shared.retry_store_at):
+            return None
+        return shared.store
+
+    def _store_failed(self, exc: Exception, now: float) -> None:
+        shared = self._shared
+        shared.retry_store_at = now + _RETRY_STORE
+        if not shared.store_down:
+            shared.store_down = True
+            # StoreUnavailable's message names the backend and the failure, never a secret.
+            log.warning(
+                "response cache: the store is unavailable, answering from the upstream until "
+                "it is back: %s",
+                exc if isinstance(exc, StoreUnavailable) else type(exc).__name__,
+                extra={"fields": {"event": "cache_store_unavailable"}},
+            )
+
+    def _store_worked(self) -> None:
+        if self._shared.store_down:
+            self._shared.store_down = False
+            log.info(
+                "response cache: the store is back",
+                extra={"fields": {"event": "cache_store_back"}},
+            )
+
+    async def aclose(self) -> None:
+        if self._shared.store is not None:
+            await self._shared.store.aclose()
+
+
+def cache_of(request: Request) -> ResponseCache | None:
+    """The response cache of the app serving `request`; None when `CACHE_ENABLED` is off."""
+    cache: ResponseCache | None = getattr(request.app.state, "response_cache", None)
+    return cache
