@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import sys
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
 from fastapi import FastAPI
@@ -21,6 +23,9 @@ from app.connector import Surface
 from app.credentials import Credentials, SecretRef, StoredSecret
 from app.errors import ServiceError
 from app.mcp_mount import MCP_PATH, MCPEndpoint
+from app.oauth.identity import StaticSecrets
+from app.oauth.routes import oauth_routes
+from app.oauth.server import OAuthServer
 from app.observability import AccessLog, configure_logging
 from app.problems import handle_http, handle_service
 from app.proxy import OperationRoute
@@ -28,6 +33,7 @@ from app.public import connector_spec_route, public_routes
 from app.registry import CONNECTORS, Settings
 from app.services import Services
 from app.settings import CoreSettings
+from app.store import Store, open_store
 
 __all__ = ["create_app"]  # and `app`, built on first access (see __getattr__)
 
@@ -62,19 +68,26 @@ def _callers(settings: CoreSettings) -> Credentials:
     )
 
 
+def _store_url() -> str:
+    # Until the store's setting lands with the caller keys: the same variable and default.
+    return os.environ.get("STORE_URL") or f"sqlite:///{Path('data/state.db').absolute()}"
+
+
 def create_app(
     settings: CoreSettings | None = None,
     *,
     transport: httpx.AsyncBaseTransport | None = None,
     network: str = "auto",
     transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
+    store: Store | None = None,
 ) -> FastAPI:
     """A ready app hosting every connector of the registry.
 
     `transports` replaces a connector's network, by connector name (tests, benchmarks);
-    `transport` is short for the plugin connector's. Without its upstream key a connector
-    answers from its bundled sample data. `network` picks the network transport otherwise:
-    "auto" (aiohttp when installed), "aiohttp" or "httpx"."""
+    `transport` is short for the plugin connector's; `store` replaces the one `STORE_URL`
+    names. Without its upstream key a connector answers from its bundled sample data.
+    `network` picks the network transport otherwise: "auto" (aiohttp when installed),
+    "aiohttp" or "httpx"."""
     settings = settings if settings is not None else Settings()
     configure_logging(settings.log_level)
     settings = _ready_settings(settings)
@@ -91,6 +104,15 @@ def create_app(
         for connector in CONNECTORS
     }
     mcp = MCPEndpoint()
+    owned = store is None
+    oauth_store = open_store(_store_url()) if store is None else store
+    oauth = OAuthServer(
+        settings,
+        oauth_store,
+        StaticSecrets(callers),
+        resource_path=MCP_PATH,
+        redirect_uris=settings.oauth_redirect_uris,
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -98,6 +120,8 @@ def create_app(
         await mcp.aclose()
         for _connector, running in started.values():
             await running.aclose()
+        if owned:
+            await oauth_store.aclose()
 
     app = FastAPI(
         title="Upstream API proxy",
@@ -110,7 +134,9 @@ def create_app(
         telemetry=None if settings.otel_enabled else _NO_TELEMETRY,
     )
     app.state.services = Services(settings=settings, credentials=callers, connectors=started)
+    app.state.oauth = oauth
     app.router.routes.extend(public_routes())
+    app.router.routes.extend(oauth_routes(MCP_PATH))
     app.router.routes.extend(
         connector_spec_route(connector)
         for connector in CONNECTORS

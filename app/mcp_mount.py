@@ -1,5 +1,8 @@
 """The /mcp endpoint: the bearer check, then the MCP SDK's Streamable HTTP app.
 
+The bearer is an OAuth access token (app/oauth/: ChatGPT, Claude) or a static secret; a
+refusal tells OAuth clients where to sign in (`WWW-Authenticate: Bearer resource_metadata`).
+
 The SDK (about 1.3 s to import) is imported and the MCP server built on the first /mcp
 request, not at startup. Its session manager may run only once per process, so it runs
 in one background task for the life of the process (also on AWS Lambda, where Mangum
@@ -16,7 +19,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.errors import ServiceError
+from app.errors import ServiceError, Unauthorized
+from app.oauth.server import OAuthServer
 from app.observability import current_record
 from app.problems import error_response, handle_service
 from app.security import authenticate
@@ -40,10 +44,16 @@ class MCPEndpoint:
         request = Request(scope, receive)
         current_record().operation = "mcp"
         services = services_of(request)
+        oauth: OAuthServer = request.app.state.oauth
         try:
-            await authenticate(request.headers, services.credentials)
+            # An OAuth access token (ChatGPT, Claude), else a static secret or a key.
+            if await oauth.bearer(request) is None:
+                await authenticate(request.headers, services.credentials)
         except ServiceError as error:
-            await (await handle_service(request, error))(scope, receive, send)
+            response = await handle_service(request, error)
+            if isinstance(error, Unauthorized):  # tells OAuth clients where to sign in
+                response.headers["WWW-Authenticate"] = oauth.challenge(request)
+            await response(scope, receive, send)
             return
         if request.method not in ("POST", "DELETE"):
             response = error_response(

@@ -15,7 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-_SETTINGS = ("LISTEN_", "CHATGPT_", "PUBLIC_", "UPSTREAM_", "OPENAI_", "MAX_HEADER", "HEADER_")
+_SETTINGS = (
+    *("LISTEN_", "CHATGPT_", "PUBLIC_", "UPSTREAM_", "OPENAI_", "MAX_HEADER", "HEADER_"),
+    *("STORE_", "OAUTH_"),
+)
 
 
 @dataclass(frozen=True)
