@@ -30,7 +30,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONPATH=/srv
 RUN useradd --system --no-log-init -l --uid 10001 --home-dir /nonexistent --shell /usr/sbin/nologin app
 COPY --from=service-bundle /bundle /srv
+# The default store (STORE_URL unset): /srv/data/state.db, writable by the service; mount
+# a volume here to keep keys and usage across containers.
+RUN mkdir /srv/data && chown 10001 /srv/data
 WORKDIR /srv
+VOLUME /srv/data
 USER 10001
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=3s --start-period=10s --retries=3 \

@@ -2,6 +2,9 @@
 
 python -m app serve [--host 127.0.0.1] [--port 8000]    the service (HOST, PORT)
 python -m app export powerplatform [--connector podcasts|openai] --out DIR --base-url URL
+python -m app keys create --name NAME [--scopes podcasts,openai] [--models m1,m2] [--rpm N]
+                   [--daily-requests N] [--monthly-tokens N] [--expires DATE] [--json]
+python -m app keys list|revoke ID|usage [ID] [--days N]  [--json]   (STORE_URL picks the store)
 """
 
 from __future__ import annotations
@@ -55,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     export.add_argument("--out", type=Path, required=True, help="folder to write into")
     export.add_argument("--base-url", required=True, help="the service's public base URL")
+    from app.keys_cli import add_parser as add_keys
+
+    add_keys(commands)
     args = parser.parse_args(argv)
     if args.command == "serve":
         from app.server import serve as run_server
@@ -64,8 +70,14 @@ def main(argv: list[str] | None = None) -> int:
         run_server(host, port, log_level=args.log_level)
         return 0
 
-    from app.powerplatform import export as export_powerplatform
     from app.registry import CONNECTORS, Settings
+
+    if args.command == "keys":
+        from app.keys_cli import run as run_keys
+
+        return run_keys(args, Settings(), [c.name for c in CONNECTORS])
+
+    from app.powerplatform import export as export_powerplatform
 
     [module] = [c.powerplatform for c in CONNECTORS if c.name == args.connector]
     assert module is not None  # noqa: S101 - offered by _exportable()

@@ -19,7 +19,7 @@ import httpx
 from pydantic_settings import BaseSettings
 from starlette.routing import BaseRoute
 
-from app.credentials import Credentials
+from app.callers import Gate
 from app.operations import Operation
 from app.upstream import UpstreamClient
 
@@ -89,10 +89,9 @@ class Started:
             await close()
 
 
-StartFunction = Callable[
-    [BaseSettings, Credentials, "httpx.AsyncBaseTransport | None", str], Started
-]
-"""`start(settings, caller_credentials, transport, network)`: the connector, running.
+StartFunction = Callable[[BaseSettings, Gate, "httpx.AsyncBaseTransport | None", str], Started]
+"""`start(settings, gate, transport, network)`: the connector, running. `gate` identifies
+and limits callers (its routes call it with the connector's name as the scope);
 `transport` replaces its network (tests); `network` picks the network transport."""
 
 

@@ -4,6 +4,10 @@
     ├── Unauthorized               the caller's bearer secret is missing or wrong
     ├── ServiceLocked              no bearer secret is configured: the proxy stays closed
     ├── CredentialsUnavailable     a stored secret (SSM, Secrets Manager) cannot be read
+    ├── Forbidden                  a caller key may not use this connector or this model
+    ├── LimitExceeded              a caller is over its rate (`rate_limited`) or a quota
+    │                              (`quota_exceeded`); carries `retry_after` (seconds)
+    ├── StoreDown                  the store of keys and limits cannot be reached
     ├── NotOffered                 no hosted connector offers this (e.g. no plugin manifest)
     ├── InvalidParameters          a parameter failed validation before any upstream call
     └── UpstreamError              the upstream API did not give a usable answer
@@ -19,15 +23,19 @@ messages are written for the caller (a model), details for the operator go to th
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 __all__ = [
     "CredentialsUnavailable",
+    "Forbidden",
     "InvalidParameters",
+    "LimitExceeded",
     "NotOffered",
     "ParameterProblem",
     "ServiceError",
     "ServiceLocked",
+    "StoreDown",
     "Unauthorized",
     "UpstreamError",
     "UpstreamNotFound",
@@ -68,6 +76,38 @@ class NotOffered(ServiceError):
 class CredentialsUnavailable(ServiceError):
     code = "credentials_unavailable"
     message = "This service cannot read its credentials right now. Try again shortly."
+
+
+class Forbidden(ServiceError):
+    code = "forbidden"
+    message = "This key may not do that."
+
+
+class LimitExceeded(ServiceError):
+    """Refused by the caller's limits. `code` is `rate_limited` (over the per-minute rate:
+    retrying after `retry_after` seconds works) or `quota_exceeded` (a daily or monthly
+    quota: retrying soon will not help, so clients are told not to)."""
+
+    def __init__(self, code: str, message: str, retry_after: float) -> None:
+        self.code = code
+        self.retry_after = max(1, math.ceil(retry_after))
+        super().__init__(message)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """`Retry-After`, and `x-should-retry: false` on a quota (the OpenAI SDKs obey it)."""
+        headers = {"Retry-After": str(self.retry_after)}
+        if self.code == "quota_exceeded":
+            headers["x-should-retry"] = "false"
+        return headers
+
+
+class StoreDown(ServiceError):
+    code = "store_unavailable"
+    message = (
+        "This service cannot check caller keys and limits right now (its store is "
+        "unreachable). Try again shortly."
+    )
 
 
 @dataclass(frozen=True)

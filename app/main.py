@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 import sys
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 import httpx
 from fastapi import FastAPI
@@ -19,11 +17,12 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route
 
 from app import __version__
+from app.callers import Gate, UsageAccounting
 from app.connector import Surface
 from app.credentials import Credentials, SecretRef, StoredSecret
 from app.errors import ServiceError
 from app.mcp_mount import MCP_PATH, MCPEndpoint
-from app.oauth.identity import StaticSecrets
+from app.oauth.identity import GateIdentities
 from app.oauth.routes import oauth_routes
 from app.oauth.server import OAuthServer
 from app.observability import AccessLog, configure_logging
@@ -33,7 +32,6 @@ from app.public import connector_spec_route, public_routes
 from app.registry import CONNECTORS, Settings
 from app.services import Services
 from app.settings import CoreSettings
-from app.store import Store, open_store
 
 __all__ = ["create_app"]  # and `app`, built on first access (see __getattr__)
 
@@ -56,7 +54,10 @@ def _ready_settings(settings: CoreSettings) -> CoreSettings:
             flush=True,
         )
     elif not settings.has_bearer_secret:
-        log.error("CHATGPT_SECRET is not set: the API is closed and answers 503")
+        log.error(
+            "CHATGPT_SECRET is not set: only managed keys (python -m app keys) are accepted; "
+            "other callers get 503"
+        )
     return settings
 
 
@@ -68,30 +69,23 @@ def _callers(settings: CoreSettings) -> Credentials:
     )
 
 
-def _store_url() -> str:
-    # Until the store's setting lands with the caller keys: the same variable and default.
-    return os.environ.get("STORE_URL") or f"sqlite:///{Path('data/state.db').absolute()}"
-
-
 def create_app(
     settings: CoreSettings | None = None,
     *,
     transport: httpx.AsyncBaseTransport | None = None,
     network: str = "auto",
     transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
-    store: Store | None = None,
 ) -> FastAPI:
     """A ready app hosting every connector of the registry.
 
     `transports` replaces a connector's network, by connector name (tests, benchmarks);
-    `transport` is short for the plugin connector's; `store` replaces the one `STORE_URL`
-    names. Without its upstream key a connector answers from its bundled sample data.
-    `network` picks the network transport otherwise: "auto" (aiohttp when installed),
-    "aiohttp" or "httpx"."""
+    `transport` is short for the plugin connector's. Without its upstream key a connector
+    answers from its bundled sample data. `network` picks the network transport otherwise:
+    "auto" (aiohttp when installed), "aiohttp" or "httpx"."""
     settings = settings if settings is not None else Settings()
     configure_logging(settings.log_level)
     settings = _ready_settings(settings)
-    callers = _callers(settings)
+    gate = Gate(settings, _callers(settings))
     replaced = dict(transports or {})
     plugin = next((c for c in CONNECTORS if Surface.PLUGIN in c.surfaces), None)
     if transport is not None and plugin is not None:
@@ -99,17 +93,16 @@ def create_app(
     started = {
         connector.name: (
             connector,
-            connector.start(settings, callers, replaced.get(connector.name), network),
+            connector.start(settings, gate, replaced.get(connector.name), network),
         )
         for connector in CONNECTORS
     }
     mcp = MCPEndpoint()
-    owned = store is None
-    oauth_store = open_store(_store_url()) if store is None else store
+    mcp_scopes = [c.name for c in CONNECTORS if Surface.MCP in c.surfaces]
     oauth = OAuthServer(
         settings,
-        oauth_store,
-        StaticSecrets(callers),
+        gate.store,
+        GateIdentities(gate, mcp_scopes),
         resource_path=MCP_PATH,
         redirect_uris=settings.oauth_redirect_uris,
     )
@@ -120,8 +113,7 @@ def create_app(
         await mcp.aclose()
         for _connector, running in started.values():
             await running.aclose()
-        if owned:
-            await oauth_store.aclose()
+        await gate.aclose()
 
     app = FastAPI(
         title="Upstream API proxy",
@@ -133,7 +125,7 @@ def create_app(
         # Off unless asked for: FastAPI checks for OpenTelemetry providers on every request.
         telemetry=None if settings.otel_enabled else _NO_TELEMETRY,
     )
-    app.state.services = Services(settings=settings, credentials=callers, connectors=started)
+    app.state.services = Services(settings=settings, gate=gate, connectors=started)
     app.state.oauth = oauth
     app.router.routes.extend(public_routes())
     app.router.routes.extend(oauth_routes(MCP_PATH))
@@ -145,13 +137,14 @@ def create_app(
     for connector, running in started.values():
         if running.upstream is not None:
             app.router.routes.extend(
-                OperationRoute(operation, connector.api_prefix, running.upstream)
+                OperationRoute(operation, connector.api_prefix, running.upstream, connector.name)
                 for operation in connector.operations
             )
         app.router.routes.extend(running.routes)
     app.router.routes.append(Route(MCP_PATH, mcp, include_in_schema=False))
     app.add_exception_handler(ServiceError, handle_service)
     app.add_exception_handler(HTTPException, handle_http)
+    app.add_middleware(UsageAccounting, gate=gate)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,

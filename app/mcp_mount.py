@@ -1,7 +1,7 @@
-"""The /mcp endpoint: the bearer check, then the MCP SDK's Streamable HTTP app.
-
-The bearer is an OAuth access token (app/oauth/: ChatGPT, Claude) or a static secret; a
-refusal tells OAuth clients where to sign in (`WWW-Authenticate: Bearer resource_metadata`).
+"""The /mcp endpoint: the caller admitted (a key needs the scope of a connector whose tools
+it offers), then the MCP SDK's Streamable HTTP app. An OAuth access token (app/oauth/) is
+admitted as the key that approved it; a refusal tells OAuth clients where to sign in
+(`WWW-Authenticate: Bearer resource_metadata=...`).
 
 The SDK (about 1.3 s to import) is imported and the MCP server built on the first /mcp
 request, not at startup. Its session manager may run only once per process, so it runs
@@ -19,11 +19,11 @@ from typing import Any
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.connector import Surface
 from app.errors import ServiceError, Unauthorized
 from app.oauth.server import OAuthServer
 from app.observability import current_record
 from app.problems import error_response, handle_service
-from app.security import authenticate
 from app.services import Services, services_of
 
 __all__ = ["MCP_PATH", "MCPEndpoint"]
@@ -44,11 +44,20 @@ class MCPEndpoint:
         request = Request(scope, receive)
         current_record().operation = "mcp"
         services = services_of(request)
+        # A key may use MCP when it may use a connector whose tools MCP offers.
+        scopes = [
+            name
+            for name, (connector, _) in services.connectors.items()
+            if Surface.MCP in connector.surfaces
+        ]
         oauth: OAuthServer = request.app.state.oauth
         try:
-            # An OAuth access token (ChatGPT, Claude), else a static secret or a key.
-            if await oauth.bearer(request) is None:
-                await authenticate(request.headers, services.credentials)
+            # An OAuth access token (ChatGPT, Claude) stands for the key that approved it;
+            # anything else is a key or a static secret.
+            caller = await oauth.bearer(request, scopes)
+            if caller is None:
+                caller = await services.gate.identify(request.headers, scopes)
+            await services.gate.admit(caller)
         except ServiceError as error:
             response = await handle_service(request, error)
             if isinstance(error, Unauthorized):  # tells OAuth clients where to sign in

@@ -10,8 +10,12 @@ import sys
 import time
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from app.store import Decision
 
 __all__ = ["AccessLog", "RequestRecord", "configure_logging", "current_record"]
 
@@ -26,6 +30,12 @@ class RequestRecord:
     operation: str | None = None
     upstream_status: int | None = None
     error: str | None = None
+    key_id: str | None = None
+    """The caller's key id ("static" for CHATGPT_SECRET), never the key."""
+    limits: Decision | None = None
+    """The caller's limit state once admitted or refused (`app.limits.LimitHeaders`)."""
+    openai_limit_names: bool = False
+    """Whether the answer also carries OpenAI's `x-ratelimit-*` names."""
 
 
 _record: ContextVar[RequestRecord | None] = ContextVar("request_record", default=None)
@@ -104,6 +114,7 @@ class AccessLog:
                 "method": scope.get("method"),
                 "path": scope.get("path"),
                 "operation": record.operation,
+                "key_id": record.key_id,
                 "status": status,
                 "upstream_status": record.upstream_status,
                 "latency_ms": round((time.perf_counter() - started) * 1000, 2),

@@ -17,10 +17,13 @@ from starlette.responses import Response
 
 from app.errors import (
     CredentialsUnavailable,
+    Forbidden,
     InvalidParameters,
+    LimitExceeded,
     NotOffered,
     ServiceError,
     ServiceLocked,
+    StoreDown,
     Unauthorized,
     UpstreamError,
     UpstreamNotFound,
@@ -54,6 +57,9 @@ class ErrorBody(BaseModel):
 # Most specific first: the first class the error is an instance of decides the status.
 _STATUS_OF: tuple[tuple[type[ServiceError], int], ...] = (
     (Unauthorized, 401),
+    (Forbidden, 403),
+    (LimitExceeded, 429),
+    (StoreDown, 503),
     (ServiceLocked, 503),
     (CredentialsUnavailable, 503),
     (InvalidParameters, 422),
@@ -65,12 +71,13 @@ _STATUS_OF: tuple[tuple[type[ServiceError], int], ...] = (
 )
 
 ERROR_STATUSES: dict[int, str] = {
-    401: "Missing or wrong bearer secret.",
+    401: "Missing, wrong, expired or revoked credential.",
+    403: "This key may not use this connector (or this model).",
     404: "Nothing exists with that id.",
     422: "A parameter is invalid; details name it.",
-    429: "Upstream rate limit or quota reached; honour Retry-After.",
+    429: "A rate limit or quota was reached (the key's or the upstream's); honour Retry-After.",
     502: "The upstream service failed or answered unusably.",
-    503: "The service is closed (no bearer secret configured) or cannot read its credentials.",
+    503: "The service is closed, or cannot read its credentials or reach its store of keys.",
     504: "The upstream service did not answer in time.",
 }
 """Every error status a proxy operation can answer, as documented in the spec."""
@@ -109,6 +116,8 @@ async def handle_service(request: Request, exc: Exception) -> Response:
         headers["WWW-Authenticate"] = 'Bearer realm="api"'
     elif isinstance(exc, UpstreamRateLimited) and exc.retry_after:
         headers["Retry-After"] = exc.retry_after
+    elif isinstance(exc, LimitExceeded):
+        headers.update(exc.headers)
     elif isinstance(exc, InvalidParameters):
         details = [ParamError(param=p.param, message=p.message) for p in exc.problems]
     if isinstance(exc, UpstreamError) and status >= 500:

@@ -1,4 +1,5 @@
-"""The operation routes: one per operation, each request → auth → parameters → upstream → answer."""
+"""The operation routes: one per operation, each request → caller admitted (key, scope,
+limits: app/callers.py) → parameters → upstream → answer."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ from app.errors import UpstreamError
 from app.observability import current_record
 from app.operations import Operation
 from app.params import Params
-from app.security import authenticate
 from app.services import services_of
 
 __all__ = ["OperationRoute", "call_operation"]
@@ -24,11 +24,13 @@ class OperationRoute(Route):
     """The REST route of one `Operation` under its connector's prefix; the spec is generated
     from these routes."""
 
-    def __init__(self, operation: Operation, prefix: str, upstream: Upstream) -> None:
+    def __init__(
+        self, operation: Operation, prefix: str, upstream: Upstream, connector: str
+    ) -> None:
         self.operation = operation
         super().__init__(
             prefix + operation.path,
-            _endpoint(operation, upstream),
+            _endpoint(operation, upstream, connector),
             methods=["GET"],
             name=operation.name,
             include_in_schema=False,
@@ -47,10 +49,14 @@ async def call_operation(operation: Operation, params: Params, upstream: Upstrea
         raise error.naming(upstream.service) from None
 
 
-def _endpoint(operation: Operation, upstream: Upstream) -> Callable[[Request], Awaitable[Response]]:
+def _endpoint(
+    operation: Operation, upstream: Upstream, connector: str
+) -> Callable[[Request], Awaitable[Response]]:
+    scopes = (connector,)
+
     async def endpoint(request: Request) -> Response:
         current_record().operation = operation.name
-        await authenticate(request.headers, services_of(request).credentials)
+        await services_of(request).gate.enter(request.headers, scopes)
         params = operation.parse(request.query_params.multi_items(), request.path_params)
         answer = await call_operation(operation, params, upstream)
         return Response(encode_answer(answer), media_type="application/json")

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
+from app.callers import Gate
 from app.connector import Connector, Started
-from app.credentials import Credentials
 from app.settings import CoreSettings
 
 __all__ = ["Services", "services_of"]
@@ -17,8 +17,8 @@ __all__ = ["Services", "services_of"]
 @dataclass(frozen=True)
 class Services:
     settings: CoreSettings
-    credentials: Credentials
-    """The callers' accepted secrets."""
+    gate: Gate
+    """Who may call, and their limits (app/callers.py)."""
     connectors: Mapping[str, tuple[Connector, Started]]
     """Every hosted connector by name, as declared and as started."""
 

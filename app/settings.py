@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import cached_property
+from pathlib import Path
 from typing import Annotated
 
 from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
@@ -84,6 +85,32 @@ class CoreSettings(BaseSettings):
     )
     contact_email: str = "support@example.com"
     log_level: str = "INFO"
+    # Caller keys, limits and usage (app/callers.py, app/store.py).
+    store_url: str | None = Field(
+        default=None,
+        description="sqlite:///path, redis://host:port/db or dynamodb://TABLE?region=R; "
+        "unset: sqlite:///<DATA_DIR>/state.db.",
+    )
+    data_dir: Path = Field(
+        default=Path("data"),
+        description="Where the default SQLite store lives (relative: to the working directory).",
+    )
+    rate_limit_rpm: int = Field(
+        default=100,
+        ge=1,
+        le=1_000_000,
+        description="Requests per minute for CHATGPT_SECRET callers and keys without --rpm.",
+    )
+    key_cache_ttl: float = Field(
+        default=10.0,
+        ge=0,
+        le=300,
+        description="Seconds a key lookup is cached: the bound on a revocation taking effect.",
+    )
+    key_pepper: SecretStr | None = Field(
+        default=None,
+        description="Secret mixed into the stored key hashes (HMAC-SHA256); unset: SHA-256.",
+    )
     # OAuth for /mcp (app/oauth/): ChatGPT's and Claude's callbacks are always allowed.
     oauth_redirect_uris: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
@@ -95,6 +122,25 @@ class CoreSettings(BaseSettings):
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         return _split_csv(value)
+
+    @field_validator("store_url", "key_pepper", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return blank_is_absent(value)
+
+    @field_validator("key_pepper")
+    @classmethod
+    def _strong_pepper(cls, pepper: SecretStr | None) -> SecretStr | None:
+        if pepper is not None and not is_strong_secret(pepper.get_secret_value()):
+            raise ValueError(f"KEY_PEPPER is too weak: {SECRET_ADVICE}")
+        return pepper
+
+    @property
+    def store(self) -> str:
+        """The store's URL: `STORE_URL`, else the SQLite file in `DATA_DIR`."""
+        if self.store_url is not None:
+            return self.store_url
+        return f"sqlite:///{self.data_dir.expanduser().absolute() / 'state.db'}"
 
     @field_validator("oauth_redirect_uris", mode="before")
     @classmethod

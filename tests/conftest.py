@@ -50,6 +50,10 @@ ENV_VARS = (
     "MAX_HEADER_BYTES",
     "HEADER_TIMEOUT",
     "STORE_URL",
+    "DATA_DIR",
+    "RATE_LIMIT_RPM",
+    "KEY_CACHE_TTL",
+    "KEY_PEPPER",
     "OAUTH_REDIRECT_URIS",
 )
 
@@ -69,6 +73,9 @@ def make_settings(**overrides: Any) -> Settings:
         "chatgpt_secret": SECRET,
         "chatgpt_verification_token": "verify-token-123",
         "upstream_timeout": 2.0,
+        # Tests about other things send more than the default 100 requests a minute with
+        # the shared secret; the tests about limits set their own.
+        "rate_limit_rpm": 1_000_000,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

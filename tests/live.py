@@ -16,8 +16,18 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 _SETTINGS = (
-    *("LISTEN_", "CHATGPT_", "PUBLIC_", "UPSTREAM_", "OPENAI_", "MAX_HEADER", "HEADER_"),
-    *("STORE_", "OAUTH_"),
+    "LISTEN_",
+    "CHATGPT_",
+    "PUBLIC_",
+    "UPSTREAM_",
+    "OPENAI_",
+    "MAX_HEADER",
+    "HEADER_",
+    "STORE_",
+    "DATA_DIR",
+    "RATE_",
+    "KEY_",
+    "OAUTH_",
 )
 
 
@@ -52,6 +62,9 @@ def live_server(env: dict[str, str], log: Path) -> Iterator[LiveServer]:
         "--port",
         str(port),
     ]
+    # The store lives beside the log unless `env` says otherwise.
+    # A high rate for the shared secret unless the test sets one (limits have their tests).
+    env = {"DATA_DIR": str(log.parent / "data"), "RATE_LIMIT_RPM": "1000000", **env}
     with log.open("wb") as sink:
         process = subprocess.Popen(
             command, env={**clean, **env}, cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT

@@ -26,6 +26,7 @@ from mcp.shared.auth import (
 )
 
 from tests.conftest import OTHER_SECRET, SECRET
+from tests.keys_support import keys_cli
 from tests.live import LiveServer, live_server
 from tests.oauth_flow import CALLBACK, Flow, form_fields, mcp_call, query_of
 
@@ -37,6 +38,7 @@ def _env(store: Path, secret: str = SECRET) -> dict[str, str]:
         "CHATGPT_SECRET": secret,
         "STORE_URL": f"sqlite:///{store}",
         "OAUTH_REDIRECT_URIS": REDIRECTS,
+        "KEY_CACHE_TTL": "0",  # a revocation takes effect at once (the bound is this setting)
     }
 
 
@@ -50,7 +52,9 @@ def server(store_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     log = tmp_path_factory.mktemp("oauth-log") / "server.log"
     with live_server(_env(store_file), log) as running:
         yield running
-    assert SECRET not in running.log_text()
+    log_text = running.log_text()
+    assert SECRET not in log_text
+    assert "mcpat_" not in log_text and "mcprt_" not in log_text  # no token in any log line
 
 
 @pytest.fixture
@@ -407,3 +411,45 @@ def test_wrong_keys_are_rate_limited_per_address(tmp_path: Path) -> None:
         fields = form_fields(http.get(flow.authorize().headers["location"]).text)
         right = {**fields, "key": SECRET, "decision": "approve"}
         assert http.post("/oauth/consent", data=right).status_code == 429
+
+
+# --- managed keys -----------------------------------------------------------------------
+
+
+def test_a_managed_key_approves_and_its_identity_limits_and_usage_apply(
+    flow: Flow, http: httpx.Client, store_file: Path
+) -> None:
+    store = f"sqlite:///{store_file}"
+    made = keys_cli(store, "create", "--name", "connector", "--rpm", "3")
+    tokens = flow.tokens(made["key"])
+    answers = [mcp_call(http, tokens["access_token"]).status_code for _ in range(4)]
+    assert answers == [200, 200, 200, 429]  # the key's own rate, not the service default
+    usage = keys_cli(store, "usage", made["id"])
+    assert sum(day["requests"] for day in usage) == 3
+    assert sum(day["refused"] for day in usage) == 1
+
+
+def test_revoking_the_key_ends_the_connection(
+    flow: Flow, http: httpx.Client, store_file: Path
+) -> None:
+    store = f"sqlite:///{store_file}"
+    made = keys_cli(store, "create", "--name", "to-revoke")
+    tokens = flow.tokens(made["key"])
+    assert mcp_call(http, tokens["access_token"]).status_code == 200
+    keys_cli(store, "revoke", made["id"])
+    refused = mcp_call(http, tokens["access_token"])
+    assert refused.status_code == 401
+    assert 'error="invalid_token"' in refused.headers["www-authenticate"]
+    assert flow.refresh(tokens["refresh_token"]).json()["error"] == "invalid_grant"
+    # And a revoked key approves nothing.
+    again = Flow(http, flow.base)
+    assert again.register().status_code == 201
+    assert again.consent(made["key"]).status_code == 403
+
+
+def test_a_key_without_the_mcp_connectors_cannot_approve(flow: Flow, store_file: Path) -> None:
+    made = keys_cli(f"sqlite:///{store_file}", "create", "--name", "chat", "--scopes", "openai")
+    assert flow.register().status_code == 201
+    answer = flow.consent(made["key"])
+    assert answer.status_code == 403
+    assert "location" not in answer.headers

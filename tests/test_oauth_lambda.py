@@ -14,7 +14,6 @@ from mangum import Mangum
 
 from app.lambda_handler import make_handler
 from app.main import create_app
-from app.store import open_store
 from tests.conftest import SECRET, make_settings
 from tests.oauth_flow import CALLBACK, form_fields, pkce, query_of
 from tests.test_lambda import http_event, invoke, rest_event
@@ -36,9 +35,11 @@ def store_url(moto_server: Any, monkeypatch: pytest.MonkeyPatch) -> str:
 def _instance(store_url: str) -> Mangum:
     """One Lambda container: its own app, settings and store client."""
     settings = make_settings(
-        listen_api_key=None, oauth_redirect_uris=["http://127.0.0.1:*/callback"]
+        listen_api_key=None,
+        store_url=store_url,
+        oauth_redirect_uris=["http://127.0.0.1:*/callback"],
     )
-    return make_handler(create_app(settings, store=open_store(store_url)))
+    return make_handler(create_app(settings))
 
 
 @pytest.fixture
@@ -106,16 +107,13 @@ def test_discovery_urls_are_right_behind_an_api_gateway_stage(
 
 
 def test_discovery_on_an_http_api_default_stage() -> None:
-    handler = make_handler(create_app(make_settings(listen_api_key=None), store=_memoryless()))
+    # Discovery reads nothing from the store: a store that cannot be reached proves it.
+    unreachable = "dynamodb://absent?region=us-east-1&endpoint=http://127.0.0.1:9"
+    handler = make_handler(create_app(make_settings(listen_api_key=None, store_url=unreachable)))
     event = http_event("/.well-known/oauth-authorization-server")
     status, _, body = invoke(handler, event)
     assert status == 200
     assert json.loads(body)["issuer"] == "https://abc123.execute-api.us-east-1.amazonaws.com"
-
-
-def _memoryless() -> Any:
-    # Discovery reads nothing from the store: a store that cannot be reached proves it.
-    return open_store("dynamodb://absent?region=us-east-1&endpoint=http://127.0.0.1:9")
 
 
 def test_a_token_issued_by_one_instance_is_accepted_by_another(

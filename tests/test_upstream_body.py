@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -121,6 +122,7 @@ def peak(stub: StubUpstream, network: str) -> dict[str, Any]:
         "PATH": os.environ.get("PATH", ""),
         "LISTEN_API_KEY": UPSTREAM_KEY,
         "CHATGPT_SECRET": SECRET,
+        "DATA_DIR": tempfile.mkdtemp(),  # its store, never in the working tree
     }
     run = subprocess.run(
         [sys.executable, "-m", "tests.peak_memory", stub.base_url, network, "/api/v2/languages"],

@@ -14,18 +14,22 @@ shown unescaped; the key is only ever in a POST body, never in a URL or a log.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import html
 import logging
 import re
 import secrets
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from app.errors import ServiceError
 from app.oauth.grants import Pending, digest
+from app.store import StoreUnavailable
 
 if TYPE_CHECKING:
     from app.oauth.server import OAuthServer
@@ -126,6 +130,21 @@ def _host(request: Request) -> str:
     return urlsplit(_server(request).public_issuer(request)).netloc
 
 
+def _unavailable(
+    handler: Callable[[Request], Awaitable[Response]],
+) -> Callable[[Request], Awaitable[Response]]:
+    # The store (or the key check) cannot answer: a page saying so, never a half decision.
+    @functools.wraps(handler)
+    async def guarded(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except (StoreUnavailable, ServiceError):
+            return _page(503, "Try again shortly", "<p>This service cannot check keys now.</p>")
+
+    return guarded
+
+
+@_unavailable
 async def consent_page(request: Request) -> Response:
     """GET: the form for the pending request named by `?request=`."""
     server = _server(request)
@@ -149,6 +168,7 @@ async def _fields(request: Request) -> dict[str, str] | None:
     return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
 
 
+@_unavailable
 async def consent_submit(request: Request) -> Response:
     """POST: approve with a key, or deny."""
     server = _server(request)

@@ -26,9 +26,10 @@ from mcp.server.auth.provider import (
 )
 from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
 
+from app.errors import Forbidden, Unauthorized
 from app.oauth.consent import CONSENT_PATH
 from app.oauth.discovery import REQUIRED_SCOPE
-from app.oauth.grants import Grants, Pending, TokenPair
+from app.oauth.grants import Family, Grants, Pending, TokenPair
 from app.oauth.identity import Identities
 from app.oauth.redirects import RedirectPolicy
 
@@ -152,10 +153,23 @@ class OwnerProvider(OAuthAuthorizationServerProvider[_Code, _Refresh, _Access]):
             raise TokenError("invalid_target", "This code was issued for another resource.")
         if await self.grants.redeem_code(authorization_code.code) is None:
             raise TokenError("invalid_grant", "authorization code does not exist")
-        family = await self.grants.family(authorization_code.family)
-        if family is None or not await self.identities.still_valid(family.grantee):
-            raise TokenError("invalid_grant", "the key that approved this is no longer accepted")
+        family = await self._live_family(authorization_code.family)
         return _tokens(await self.grants.issue(family, authorization_code.scopes))
+
+    async def _live_family(self, family_id: str) -> Family:
+        """The family while the key that approved it is still accepted; a family whose key
+        is not is ended. Other failures (the store) propagate: the routes answer 503."""
+        family = await self.grants.family(family_id)
+        if family is None:
+            raise TokenError("invalid_grant", "this grant has ended")
+        try:
+            await self.identities.caller(family.grantee)
+        except (Unauthorized, Forbidden):
+            await self.grants.end_family(family.id)
+            raise TokenError(
+                "invalid_grant", "the key that approved this is no longer accepted"
+            ) from None
+        return family
 
     async def load_refresh_token(
         self, client: OAuthClientInformationFull, refresh_token: str
@@ -177,13 +191,10 @@ class OwnerProvider(OAuthAuthorizationServerProvider[_Code, _Refresh, _Access]):
     ) -> OAuthToken:
         if not _same_resource(refresh_token.resource or "", endpoint.get().resource):
             raise TokenError("invalid_target", "This token was issued for another resource.")
+        # The key first: a store outage must not burn the refresh token.
+        family = await self._live_family(refresh_token.family)
         if not await self.grants.rotate(refresh_token.token, refresh_token.family):
             raise TokenError("invalid_grant", "refresh token does not exist")
-        family = await self.grants.family(refresh_token.family)
-        if family is None or not await self.identities.still_valid(family.grantee):
-            if family is not None:
-                await self.grants.end_family(family.id)
-            raise TokenError("invalid_grant", "the key that approved this is no longer accepted")
         return _tokens(await self.grants.issue(family, scopes))
 
     async def load_access_token(self, token: str) -> _Access | None:

@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route, request_response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.errors import ServiceError
 from app.oauth.consent import CONSENT_PATH, consent_page, consent_submit
 from app.oauth.discovery import (
     AS_METADATA_PATH,
@@ -92,7 +93,7 @@ class _SDKEndpoint:
 
         try:
             await apps[self.name](scope, _replay(body), watch)
-        except StoreUnavailable:
+        except (StoreUnavailable, ServiceError):  # the store, or a key, cannot be checked
             if started:
                 raise
             busy = _error(503, "temporarily_unavailable", "Try again shortly.")

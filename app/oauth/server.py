@@ -8,33 +8,24 @@ the `mcp` SDK; the SDK's handlers are built on the first request of an authoriza
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterable
 
 from starlette.requests import Request
 from starlette.types import ASGIApp
 
-from app.errors import CredentialsUnavailable
+from app.callers import Caller
+from app.errors import StoreDown
 from app.oauth.attempts import WrongKeys
 from app.oauth.discovery import REQUIRED_SCOPE, challenge
 from app.oauth.grants import ACCESS_PREFIX, Grants, KeyValue
-from app.oauth.identity import Grantee, Identities
+from app.oauth.identity import Identities
 from app.oauth.redirects import RedirectPolicy
 from app.public_url import public_base_url
 from app.security import API_KEY_HEADER, presented_bearer
 from app.settings import CoreSettings
 from app.store import StoreUnavailable
 
-__all__ = ["Access", "OAuthServer"]
-
-
-@dataclass(frozen=True)
-class Access:
-    """A verified access token: who approved it (`grantee`), for which client."""
-
-    grantee: Grantee
-    client_id: str
-    scopes: list[str]
+__all__ = ["OAuthServer"]
 
 
 class OAuthServer:
@@ -73,34 +64,31 @@ class OAuthServer:
         """True when `credential` has the shape of our access tokens (not that it is one)."""
         return credential.startswith(ACCESS_PREFIX)
 
-    async def bearer(self, request: Request) -> Access | None:
-        """The access of a request presenting a live access token of ours; None when it
-        presents none (it may hold a secret or a key instead) or one that is not live.
-        Raises `CredentialsUnavailable` when the store cannot be asked."""
+    async def bearer(self, request: Request, scopes: Collection[str] = ()) -> Caller | None:
+        """The caller behind a live access token of ours, issued for this request's resource
+        (RFC 8707) with the required scope: the key that approved it, as the gate knows it
+        now (its scopes, limits and usage apply). None when the request presents no such
+        token (it may hold a key or a secret instead). Raises `Unauthorized` once the key
+        is revoked, and `StoreDown` when the store cannot be asked."""
         presented = presented_bearer(request.headers.getlist("authorization"))
         token = presented.decode("utf-8", "surrogateescape") if presented is not None else ""
         if not self.is_access_token(token):
             return None
         try:
-            return await self.verify(token, request)
+            grant = await self.grants.access(token)
+            if grant is None or grant.resource != self.public_resource(request):
+                return None
+            if REQUIRED_SCOPE not in grant.scopes:
+                return None
+            family = await self.grants.family(grant.family)
         except StoreUnavailable:
-            raise CredentialsUnavailable() from None
+            raise StoreDown() from None
+        if family is None:
+            return None
+        return await self.identities.caller(family.grantee)
 
     def challenge(self, request: Request) -> str:
         """`WWW-Authenticate` for a refused request (RFC 6750: `invalid_token` when it
         presented a credential)."""
         presented = "authorization" in request.headers or API_KEY_HEADER in request.headers
         return challenge(self, request, "invalid_token" if presented else None)
-
-    async def verify(self, token: str, request: Request) -> Access | None:
-        """The access behind `token` when it is live, issued for this request's resource
-        (RFC 8707), carries the required scope, and the key that approved it still holds."""
-        grant = await self.grants.access(token)
-        if grant is None or grant.resource != self.public_resource(request):
-            return None
-        if REQUIRED_SCOPE not in grant.scopes:
-            return None
-        family = await self.grants.family(grant.family)
-        if family is None or not await self.identities.still_valid(family.grantee):
-            return None
-        return Access(family.grantee, grant.client_id, grant.scopes)

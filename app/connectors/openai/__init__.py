@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from app.connector import Connector, Surface
 from app.connectors.openai.chat import SIMPLE_CHAT
-from app.connectors.openai.connector import API_PREFIX, start
+from app.connectors.openai.connector import API_PREFIX, NAME, start
 from app.connectors.openai.settings import OpenAISettings
 
 __all__ = ["CONNECTOR"]
 
 CONNECTOR = Connector(
-    name="openai",
+    name=NAME,
     title="OpenAI",
     settings=OpenAISettings,
     surfaces=frozenset({Surface.OPENAI_COMPATIBLE, Surface.POWER_PLATFORM}),

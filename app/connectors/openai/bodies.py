@@ -25,6 +25,7 @@ __all__ = [
     "read_body",
     "request_model",
     "with_model",
+    "with_stream_usage",
 ]
 
 _BOUNDARY = re.compile(rb"^[0-9A-Za-z'()+_,./:=?-]{1,70}$")  # RFC 2046, without the space
@@ -48,6 +49,7 @@ class CheckedBody:
     model: str | None = None
     stream: bool = False
     fields: frozenset[str] = frozenset()  # top-level JSON keys / form field names
+    usage_asked: bool = False  # `stream_options.include_usage` is true
 
 
 async def read_body(chunks: AsyncIterable[bytes], declared: str | None, max_bytes: int) -> bytes:
@@ -80,7 +82,29 @@ def check_json(raw: bytes) -> CheckedBody:
     if model is not None and not isinstance(model, str):
         raise BadBody("'model' must be a string.", param="model")
     stream = value.get("stream") is True
-    return CheckedBody(raw, "application/json", model, stream, frozenset(value))
+    options = value.get("stream_options")
+    asked = isinstance(options, dict) and options.get("include_usage") is True
+    return CheckedBody(raw, "application/json", model, stream, frozenset(value), asked)
+
+
+def with_stream_usage(body: CheckedBody) -> CheckedBody:
+    """`body` asking for the stream's usage chunk (`stream_options.include_usage`). Without
+    `stream_options`, it is spliced in after the opening brace, every other byte kept;
+    with one that lacks `include_usage` (rare), the body is re-encoded."""
+    if body.usage_asked:
+        return body
+    if "stream_options" not in body.fields:
+        start = body.raw.index(b"{") + 1
+        member = b'"stream_options":{"include_usage":true}' + (b"," if body.fields else b"")
+        raw = body.raw[:start] + member + body.raw[start:]
+    else:
+        value = json.loads(body.raw)
+        if not isinstance(value["stream_options"], dict):
+            return body  # not an object: the upstream refuses it as the caller sent it
+        value["stream_options"]["include_usage"] = True
+        raw = json.dumps(value, ensure_ascii=False).encode()
+    fields = body.fields | {"stream_options"}
+    return CheckedBody(raw, body.content_type, body.model, body.stream, fields, True)
 
 
 def with_model(body: CheckedBody, model: str) -> CheckedBody:
@@ -89,7 +113,8 @@ def with_model(body: CheckedBody, model: str) -> CheckedBody:
     start = body.raw.index(b"{") + 1
     member = b'"model":' + json.dumps(model).encode() + (b"," if body.fields else b"")
     raw = body.raw[:start] + member + body.raw[start:]
-    return CheckedBody(raw, body.content_type, model, body.stream, body.fields | {"model"})
+    fields = body.fields | {"model"}
+    return CheckedBody(raw, body.content_type, model, body.stream, fields, body.usage_asked)
 
 
 def check_multipart(raw: bytes, content_type: str) -> CheckedBody:

@@ -9,20 +9,18 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
 
 from app.answers import Answer
+from app.callers import Admission, Gate
 from app.connectors.openai.bodies import BadBody, read_body
 from app.connectors.openai.upstream import OpenAIUpstream
-from app.credentials import Credentials
-from app.errors import ParameterProblem, ServiceError, Unauthorized
+from app.errors import LimitExceeded, ParameterProblem, ServiceError, Unauthorized
 from app.observability import current_record
 from app.operations import Operation
 from app.params import Params
@@ -105,6 +103,20 @@ def _fail(status: int, code: str, message: str, **headers: str) -> Response:
     return error_response(status, code, message, headers=headers or None)
 
 
+def _refused(error: ServiceError) -> Response:
+    """A caller not identified or not admitted, in the project's shape."""
+    if isinstance(error, Unauthorized):
+        message = (
+            error.message
+            if type(error).message != error.message
+            else "Send this service's key as 'Authorization: Bearer <key>' or in 'api-key'."
+        )
+        return _fail(401, "unauthorized", message, **{"WWW-Authenticate": 'Bearer realm="api"'})
+    if isinstance(error, LimitExceeded):
+        return _fail(429, error.code, error.message, **error.headers)
+    return _fail(403 if error.code == "forbidden" else 503, error.code, error.message)
+
+
 def _invalid(error: ValidationError) -> Response:
     problems = [
         ParameterProblem(".".join(str(p) for p in item["loc"]) or "body", item["msg"])
@@ -121,34 +133,27 @@ def _invalid(error: ValidationError) -> Response:
 
 
 class SimpleChat:
-    """The endpoint. `authenticate` is the gateway's caller check."""
+    """The endpoint. `gate` identifies and admits callers for the connector `scope`."""
 
     def __init__(
         self,
         upstream: OpenAIUpstream | None,
-        caller_credentials: Credentials,
+        gate: Gate,
         *,
-        authenticate: Callable[[Headers, Credentials], Awaitable[None]],
+        scope: str,
         default_model: str,
     ) -> None:
         self.upstream = upstream
-        self.caller_credentials = caller_credentials
-        self._authenticate = authenticate
+        self.gate = gate
+        self.scopes = (scope,)
         self.default_model = default_model
 
     async def __call__(self, request: Request) -> Response:
         current_record().operation = "openai_chat"
         try:
-            await self._authenticate(request.headers, self.caller_credentials)
-        except Unauthorized:
-            return _fail(
-                401,
-                "unauthorized",
-                "Send this service's key as 'Authorization: Bearer <key>' or in 'api-key'.",
-                **{"WWW-Authenticate": 'Bearer realm="api"'},
-            )
+            caller = await self.gate.identify(request.headers, self.scopes)
         except ServiceError as error:
-            return _fail(503, error.code, error.message)
+            return _refused(error)
         try:
             raw = await read_body(
                 request.stream(), request.headers.get("content-length"), _MAX_REQUEST
@@ -158,11 +163,18 @@ class SimpleChat:
             return _fail(bad.status, "invalid_body", bad.message)
         except ValidationError as error:
             return _invalid(error)
+        model = params.model or self.default_model
+        try:
+            admission = await self.gate.admit(caller, model=model, takes_model=True)
+        except ServiceError as error:
+            return _refused(error)
         if self.upstream is None:
             return _fail(503, "service_unavailable", "No OpenAI key or sample data is configured.")
-        return await self._ask(params, self.upstream)
+        return await self._ask(params, self.upstream, admission)
 
-    async def _ask(self, params: ChatParams, upstream: OpenAIUpstream) -> Response:
+    async def _ask(
+        self, params: ChatParams, upstream: OpenAIUpstream, admission: Admission
+    ) -> Response:
         request: dict[str, Any] = {
             "model": params.model or self.default_model,
             "messages": _messages(params),
@@ -204,6 +216,7 @@ class SimpleChat:
             )
         except (ValueError, KeyError, IndexError, TypeError, AttributeError, ValidationError):
             return _fail(502, "upstream_unavailable", "The model service answered unusably.")
+        await admission.spend(result.usage.prompt_tokens, result.usage.completion_tokens)
         return Response(result.model_dump_json(), media_type="application/json")
 
     def _upstream_error(self, status: int, headers: httpx.Headers, body: bytes) -> Response:

@@ -9,13 +9,13 @@ import httpx
 from pydantic_settings import BaseSettings
 from starlette.routing import BaseRoute, Route
 
+from app.callers import Gate
 from app.connector import Started
 from app.connectors.openai.chat import SIMPLE_CHAT, SimpleChat
 from app.connectors.openai.gateway import Gateway
 from app.connectors.openai.settings import OpenAISettings
 from app.connectors.openai.upstream import OpenAIUpstream
 from app.credentials import Credentials, SecretRef, StoredSecret
-from app.security import authenticate
 from app.settings import CoreSettings
 
 __all__ = ["API_PREFIX", "CHAT_PATH", "OpenAIConnector", "start"]
@@ -24,6 +24,8 @@ log = logging.getLogger("app.openai")
 
 API_PREFIX = "/openai"
 CHAT_PATH = API_PREFIX + SIMPLE_CHAT.path
+NAME = "openai"
+"""The connector's name: its scope (`keys create --scopes openai`)."""
 
 
 def _sample_transport(base_url: str) -> httpx.AsyncBaseTransport | None:
@@ -47,7 +49,7 @@ class OpenAIConnector:
         self,
         settings: OpenAISettings,
         secret_ttl: float,
-        caller_credentials: Credentials,
+        gate: Gate,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
@@ -85,16 +87,16 @@ class OpenAIConnector:
         )
         gateway = Gateway(
             self.upstream,
-            caller_credentials,
-            authenticate=authenticate,
+            gate,
+            scope=NAME,
             default_model=settings.openai_default_model,
             max_json_bytes=settings.openai_max_json_bytes,
             upstream_key_hint=key.get_secret_value() if key is not None else None,
         )
         chat = SimpleChat(
             self.upstream,
-            caller_credentials,
-            authenticate=authenticate,
+            gate,
+            scope=NAME,
             default_model=settings.openai_default_model,
         )
         self.routes: list[BaseRoute] = [
@@ -109,13 +111,13 @@ class OpenAIConnector:
 
 def start(
     settings: BaseSettings,
-    callers: Credentials,
+    gate: Gate,
     transport: httpx.AsyncBaseTransport | None,
     network: str,
 ) -> Started:
     """The OpenAI connector for `settings` (see `OpenAIConnector`)."""
     assert isinstance(settings, OpenAISettings) and isinstance(settings, CoreSettings)  # noqa: S101
-    connector = OpenAIConnector(settings, settings.secret_ttl, callers, transport=transport)
+    connector = OpenAIConnector(settings, settings.secret_ttl, gate, transport=transport)
     return Started(
         mode="sample" if settings.openai_sample_mode else "live",
         routes=connector.routes,

@@ -1,7 +1,9 @@
 """The OpenAI-compatible routes: `/openai/v1/...` and `/openai/...`, allowlisted, forwarded.
 
-Each request: route (allowlist) -> caller auth -> body checked -> upstream, key injected ->
-answer relayed. Every refusal and failure is in OpenAI's error shape. What reaches the
+Each request: route (allowlist) -> caller identified (key or secret, scope) -> body
+checked -> caller admitted (model allowed, limits: app/callers.py) -> upstream, key
+injected -> answer relayed, its token usage counted (app/connectors/openai/usage.py).
+Every refusal and failure is in OpenAI's error shape. What reaches the
 upstream: the route's path, its declared query parameters, the body as sent, and from the
 caller's headers only `_FORWARDED`. What reaches the caller: the upstream's status, body
 and `_RELAYED` headers, except that a refused upstream key is never shown (OpenAI's 401
@@ -13,21 +15,22 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Awaitable, Callable
 
 import httpx
-from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from app.callers import Admission, Gate
 from app.connectors.openai.bodies import (
     BadBody,
     CheckedBody,
     check_json,
     check_multipart,
     read_body,
+    request_model,
     with_model,
+    with_stream_usage,
 )
 from app.connectors.openai.errors import openai_error
 from app.connectors.openai.relay import Relay
@@ -41,8 +44,16 @@ from app.connectors.openai.routes import (
     match,
 )
 from app.connectors.openai.upstream import OpenAIUpstream
-from app.credentials import Credentials
-from app.errors import CredentialsUnavailable, ServiceError, ServiceLocked, Unauthorized
+from app.connectors.openai.usage import UsageMeter
+from app.errors import (
+    CredentialsUnavailable,
+    Forbidden,
+    LimitExceeded,
+    ServiceError,
+    ServiceLocked,
+    StoreDown,
+    Unauthorized,
+)
 from app.observability import current_record
 
 __all__ = ["Gateway", "auth_failure"]
@@ -62,23 +73,36 @@ _RELAYED = (
     "retry-after-ms",
     "x-should-retry",
 )
-_RELAYED_PREFIXES = ("x-ratelimit-",)
+_RELAYED_PREFIXES = ("x-ratelimit-",)  # replaced by the caller's own (app/limits.py)
+_USAGE_CHUNK = ("/chat/completions", "/completions")  # streams that take include_usage
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,128}$")
 _MAX_ERROR_BODY = 256 * 1024
 _SECRET_LOOKING = re.compile(r"(?i)sk-[a-z0-9_*-]{3,}|\*{3,}|api[ _-]?key|bearer")
 
 
 def auth_failure(error: ServiceError) -> Response:
-    """A refused or impossible caller authentication, in OpenAI's shape."""
+    """A refused or impossible caller admission, in OpenAI's shape."""
     current_record().error = error.code
     if isinstance(error, Unauthorized):
+        message = (
+            error.message
+            if type(error).message != error.message
+            else "Invalid credential: send this service's key as 'Authorization: Bearer <key>' "
+            "or in an 'api-key' header (one of the two)."
+        )
         return openai_error(
             401,
-            "Invalid credential: send this service's key as 'Authorization: Bearer <key>' "
-            "or in an 'api-key' header (one of the two).",
+            message,
             code="invalid_api_key",
             headers={"WWW-Authenticate": 'Bearer realm="api"'},
         )
+    if isinstance(error, Forbidden):
+        return openai_error(403, error.message, type_="permission_error", code=error.code)
+    if isinstance(error, LimitExceeded):
+        kind = "insufficient_quota" if error.code == "quota_exceeded" else "requests"
+        return openai_error(429, error.message, type_=kind, code=error.code, headers=error.headers)
+    if isinstance(error, StoreDown):
+        return openai_error(503, error.message, type_="server_error", code=error.code)
     if isinstance(error, ServiceLocked):
         return openai_error(503, "This service has no caller key configured.", type_="server_error")
     return openai_error(
@@ -87,24 +111,25 @@ def auth_failure(error: ServiceError) -> Response:
 
 
 class Gateway:
-    """The catch-all endpoint under `/openai/`. `authenticate(headers, credentials)` admits
-    a caller or raises a `ServiceError`; `upstream_key_hint` is the upstream key when set
+    """The catch-all endpoint under `/openai/`. `gate` identifies and admits callers for
+    the connector `scope`; `drain` is how long a stream is read on after its caller hung
+    up, for its token usage (the upstream timeout); `upstream_key_hint` is the upstream key when set
     directly, only used to make sure that no answer carrying it reaches a caller.
     `upstream` None: nothing to forward to (no key and no sample data), every call is 503."""
 
     def __init__(
         self,
         upstream: OpenAIUpstream | None,
-        caller_credentials: Credentials,
+        gate: Gate,
         *,
-        authenticate: Callable[[Headers, Credentials], Awaitable[None]],
+        scope: str,
         default_model: str,
         max_json_bytes: int,
         upstream_key_hint: str | None = None,
     ) -> None:
         self.upstream = upstream
-        self.caller_credentials = caller_credentials
-        self._authenticate = authenticate
+        self.gate = gate
+        self.scopes = (scope,)
         self.default_model = default_model
         self.max_json_bytes = max_json_bytes
         self._key_hint = upstream_key_hint
@@ -129,7 +154,7 @@ class Gateway:
         route = found.route
         current_record().operation = f"openai {route.method} {route.template}"
         try:
-            await self._authenticate(request.headers, self.caller_credentials)
+            caller = await self.gate.identify(request.headers, self.scopes)
         except ServiceError as error:
             return auth_failure(error)
         try:
@@ -140,6 +165,20 @@ class Gateway:
         query = clean_query(route, request.query_params.multi_items())
         if isinstance(query, str):
             return openai_error(400, f"Invalid query parameter '{query}'.", param=query)
+        try:
+            admission = await self.gate.admit(
+                caller,
+                model=request_model(body),
+                takes_model=body is not None and route.template != "/files",
+                openai_names=True,
+            )
+        except ServiceError as error:
+            return auth_failure(error)
+        # Every stream is asked for its usage (for the caller's token quota); a caller who
+        # did not ask for the usage chunk does not get it (see `_answer`).
+        usage_asked = body is not None and body.usage_asked
+        if body is not None and body.stream and route.template in _USAGE_CHUNK:
+            body = with_stream_usage(body)
         if self.upstream is None:
             return openai_error(
                 503,
@@ -172,7 +211,7 @@ class Gateway:
                 extra={"fields": {"event": "upstream_failed"}},
             )
             return self._failed(502, "upstream_unavailable", "The upstream could not be reached.")
-        return await self._answer(answer, route, stream=body is not None and body.stream)
+        return await self._answer(answer, route, admission, strip_usage=not usage_asked)
 
     async def _body(self, request: Request, route: Route) -> CheckedBody | None:
         if route.body is Body.NONE:
@@ -200,7 +239,7 @@ class Gateway:
         return openai_error(status, message, type_="server_error", code=code)
 
     async def _answer(
-        self, answer: httpx.Response, route: Route, *, stream: bool
+        self, answer: httpx.Response, route: Route, admission: Admission, *, strip_usage: bool
     ) -> Response | Relay:
         status = answer.status_code
         record = current_record()
@@ -239,15 +278,21 @@ class Gateway:
             if status >= 500 and not _openai_shaped(body):
                 return self._server_failure(status)
             return Response(body, status_code=status, headers=dict(_str_headers(headers)))
-        sse = answer.headers.get("content-type", "").startswith("text/event-stream")
+        kind = answer.headers.get("content-type", "")
+        sse = kind.startswith("text/event-stream")
         if sse:
             headers += [(b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
+        metered = sse or kind.startswith("application/json")
+        assert self.upstream is not None  # noqa: S101 - it answered
         return Relay(
             answer,
             status=status,
             headers=headers,
             sse=sse,
             responses_api=route.template == "/responses",
+            meter=UsageMeter(sse=sse, strip_usage_chunk=strip_usage) if metered else None,
+            on_usage=admission.spend,
+            drain=self.upstream.timeout,
         )
 
     def _refused(self) -> Response:

@@ -3,18 +3,21 @@
 No buffering: each chunk is sent on as it arrives (for server-sent events, up to the last
 complete event, so a stream that breaks never leaves half an event behind). The upstream
 answer is closed whatever happens: the answer ends, the upstream fails, or the caller
-hangs up (watched for while waiting on the upstream, so an idle stream is closed at once).
+hangs up (watched for while waiting on the upstream, so an idle stream is closed at once,
+unless the answer's token usage is still to come: see `Relay`).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 import anyio
 import httpx
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from app.connectors.openai.errors import sse_error_event
+from app.connectors.openai.usage import UsageMeter
 
 __all__ = ["Relay"]
 
@@ -29,7 +32,12 @@ def _complete_events(buffer: bytes) -> int:
 
 
 class Relay:
-    """An ASGI response that streams `upstream`'s body with `status` and `headers`."""
+    """An ASGI response that streams `upstream`'s body with `status` and `headers`.
+
+    With a `meter`, the answer's token usage is read on the way and handed to `on_usage`
+    once the answer is complete. If the caller hangs up first, the upstream is read on
+    (nothing more is sent) for at most `drain` seconds, to reach the usage at its end;
+    without a meter, or once the usage is known, it is closed at once."""
 
     def __init__(
         self,
@@ -39,35 +47,70 @@ class Relay:
         headers: list[tuple[bytes, bytes]],
         sse: bool,
         responses_api: bool,
+        meter: UsageMeter | None = None,
+        on_usage: Callable[[int, int], Awaitable[None]] | None = None,
+        drain: float = 0.0,
     ) -> None:
         self.upstream = upstream
         self.status = status
         self.headers = headers
         self.sse = sse
         self.responses_api = responses_api
+        self.meter = meter
+        self.on_usage = on_usage
+        self.drain = drain
+        self._gone = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             async with anyio.create_task_group() as group:
+                with anyio.CancelScope() as reading:
 
-                async def watch_for_hang_up() -> None:
-                    while (await receive())["type"] != "http.disconnect":
-                        pass
-                    group.cancel_scope.cancel()
+                    async def watch_for_hang_up() -> None:
+                        while (await receive())["type"] != "http.disconnect":
+                            pass
+                        self._gone = True
+                        if self.meter is None or self.meter.tokens is not None:
+                            reading.cancel()
+                        else:
+                            reading.deadline = anyio.current_time() + self.drain
 
-                group.start_soon(watch_for_hang_up)
-                try:
-                    await self._stream(send)
-                except OSError:
-                    pass  # the caller is gone: nothing more to send
+                    group.start_soon(watch_for_hang_up)
+                    try:
+                        await self._stream(send)
+                    except OSError:
+                        pass  # the caller is gone: nothing more to send
                 group.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):
                 await self.upstream.aclose()
+                await self._account()
+
+    async def _account(self) -> None:
+        if self.meter is None or self.on_usage is None:
+            return
+        if self.meter.tokens is None:
+            log.warning(
+                "no token usage in the upstream's answer: none recorded",
+                extra={"fields": {"event": "usage_unknown", "caller_gone": self._gone}},
+            )
+            return
+        await self.on_usage(*self.meter.tokens)
+
+    async def _send(self, send: Send, message: Message) -> None:
+        if self._gone:
+            return
+        try:
+            await send(message)
+        except OSError:
+            self._gone = True  # keep reading for the usage, send nothing more
 
     async def _stream(self, send: Send) -> None:
-        await send({"type": "http.response.start", "status": self.status, "headers": self.headers})
+        await self._send(
+            send, {"type": "http.response.start", "status": self.status, "headers": self.headers}
+        )
         pending = b""
+        meter = self.meter
         try:
             async for chunk in self.upstream.aiter_bytes():
                 if self.sse:
@@ -76,7 +119,19 @@ class Relay:
                     if not cut:
                         continue
                     chunk, pending = pending[:cut], pending[cut:]
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                    if meter is not None:
+                        chunk = meter.events(chunk)
+                        if not chunk:
+                            continue
+                elif meter is not None:
+                    meter.body(chunk)
+                await self._send(
+                    send, {"type": "http.response.body", "body": chunk, "more_body": True}
+                )
+                if self._gone and (meter is None or meter.tokens is not None):
+                    return  # the caller left and nothing more is to be learnt
+            if meter is not None:
+                meter.finish()
         except httpx.HTTPError as error:
             log.warning(
                 "upstream stream broke: %s",
@@ -92,4 +147,4 @@ class Relay:
                 "The upstream stream ended unexpectedly. Try again.",
                 "upstream_stream_error",
             )
-        await send({"type": "http.response.body", "body": pending, "more_body": False})
+        await self._send(send, {"type": "http.response.body", "body": pending, "more_body": False})

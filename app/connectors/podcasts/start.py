@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic_settings import BaseSettings
 
+from app.callers import Gate
 from app.connector import Started, Upstream
 from app.connectors.podcasts.sample import SampleTransport
 from app.connectors.podcasts.settings import PodcastSettings
@@ -22,7 +23,7 @@ log = logging.getLogger("app.podcasts")
 
 def start(
     settings: BaseSettings,
-    callers: Credentials,
+    gate: Gate,
     transport: httpx.AsyncBaseTransport | None,
     network: str,
 ) -> Started:

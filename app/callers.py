@@ -1,0 +1,370 @@
+"""Who is calling, what they may do, and whether their limits let this request through.
+
+Every route goes through the `Gate`, in two steps:
+
+    identify(headers, scopes) -> Caller     401 unknown, expired or revoked; 403 out of scope
+    admit(caller, model=...)  -> Admission  403 model not allowed; 429 over a limit; 503 store down
+
+A caller is either a managed key (`app.keys`, looked up by digest in the store, cached in
+process for at most `KEY_CACHE_TTL` seconds: the bound on a revocation taking effect) or
+the static `CHATGPT_SECRET` (subject "static", every connector, `RATE_LIMIT_RPM`).
+`admit` is one store round trip (`Store.admit`: GCRA rate, daily requests, monthly
+tokens). A refused request never goes further, so it never reaches an upstream.
+
+When the store cannot be reached, keyed callers get 503 (fail closed) while static-secret
+callers are limited in process (`LocalLimiter`); the log says so once per outage, and
+each later request tries the store again (at most once a second), so service resumes by
+itself. Nothing here names a connector: scopes are the registry's connector names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Collection
+from dataclasses import dataclass
+from typing import TypeVar
+
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from app.credentials import Credentials
+from app.errors import Forbidden, LimitExceeded, StoreDown, Unauthorized
+from app.keys import digest, is_key_shaped
+from app.limits import LimitHeaders, LocalLimiter
+from app.observability import current_record
+from app.security import API_KEY_HEADER, authenticate, presented_credential
+from app.settings import CoreSettings
+from app.store import (
+    Decision,
+    KeyRecord,
+    Limits,
+    Store,
+    StoreUnavailable,
+    Usage,
+    open_store,
+)
+
+__all__ = ["STATIC_SUBJECT", "Admission", "Caller", "Gate", "UsageAccounting"]
+
+log = logging.getLogger("app.callers")
+
+STATIC_SUBJECT = "static"
+_RETRY_STORE = 1.0  # seconds between attempts while the store is down
+_TOUCH_EVERY = 60.0
+_CACHE_ENTRIES = 10_000
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Caller:
+    """An identified caller: `subject` is what limits and usage are kept under (the key id,
+    or "static"); empty `scopes` / `models` mean any."""
+
+    subject: str
+    key_id: str | None
+    scopes: frozenset[str]
+    models: frozenset[str]
+    limits: Limits
+
+
+class _KeyCache:
+    """Key lookups by digest, found or not, for `ttl` seconds; at most `_CACHE_ENTRIES`."""
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._entries: OrderedDict[str, tuple[float, KeyRecord | None]] = OrderedDict()
+
+    def get(self, key: str, now: float) -> tuple[bool, KeyRecord | None]:
+        entry = self._entries.get(key)
+        if entry is None or entry[0] <= now:
+            return False, None
+        return True, entry[1]
+
+    def put(self, key: str, record: KeyRecord | None, now: float) -> None:
+        if self.ttl <= 0:
+            return
+        self._entries[key] = (now + self.ttl, record)
+        self._entries.move_to_end(key)
+        while len(self._entries) > _CACHE_ENTRIES:
+            self._entries.popitem(last=False)
+
+
+@dataclass(frozen=True)
+class Admission:
+    """An admitted request: its caller and limit state; `spend` records the tokens it used."""
+
+    gate: Gate
+    caller: Caller
+    decision: Decision
+
+    async def spend(self, prompt_tokens: int, completion_tokens: int) -> None:
+        """Add tokens to the caller's usage (and its monthly budget); never raises."""
+        if prompt_tokens or completion_tokens:
+            usage = Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+            await self.gate.record(self.caller.subject, usage)
+
+
+class Gate:
+    """The one place callers are identified, scoped and limited (see the module docstring).
+    `store` replaces the one `settings.store` names (tests); `clock` gives epoch seconds."""
+
+    def __init__(
+        self,
+        settings: CoreSettings,
+        credentials: Credentials,
+        *,
+        store: Store | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.credentials = credentials
+        self.store_url = settings.store
+        # No I/O yet (the first operation connects); a malformed STORE_URL fails here.
+        self._store = store if store is not None else open_store(self.store_url)
+        self._rpm = settings.rate_limit_rpm
+        pepper = settings.key_pepper
+        self._pepper = pepper.get_secret_value().encode() if pepper is not None else None
+        self._clock = clock
+        self._cache = _KeyCache(settings.key_cache_ttl)
+        self._local = LocalLimiter()
+        self._down = False
+        self._retry_at = 0.0
+        self._touched: dict[str, float] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # --- identify ---------------------------------------------------------------------
+
+    async def identify(self, headers: Headers, scopes: Collection[str]) -> Caller:
+        """The caller of a request for a connector named in `scopes` (any one will do).
+
+        Raises `Unauthorized` (no, unknown, expired or revoked credential), `Forbidden`
+        (a key without any of `scopes`), `StoreDown` (a key, and no store to check it in),
+        `ServiceLocked` / `CredentialsUnavailable` (no static secret to check against)."""
+        token = presented_credential(
+            headers.getlist("authorization"), headers.getlist(API_KEY_HEADER)
+        )
+        text = token.decode("utf-8", "surrogateescape") if token is not None else ""
+        if not is_key_shaped(text):
+            await authenticate(headers, self.credentials)
+            return self.static_caller()
+        return await self.identify_key(self.key_digest(text), scopes)
+
+    def static_caller(self) -> Caller:
+        """The caller of a request that presented a static secret (checked by the caller)."""
+        current_record().key_id = STATIC_SUBJECT
+        return Caller(STATIC_SUBJECT, None, frozenset(), frozenset(), Limits(rpm=self._rpm))
+
+    def key_digest(self, key: str) -> str:
+        """The digest a key is stored and looked up under (OAuth grants keep only this)."""
+        return digest(key, self._pepper)
+
+    async def identify_key(self, key_digest: str, scopes: Collection[str]) -> Caller:
+        """The caller of the key with `key_digest`, through the same cached lookup (and so
+        the same revocation bound) as `identify`; raises as `identify` does."""
+        record = await self._key(key_digest)
+        now = self._clock()
+        if record is None:
+            raise Unauthorized("Unknown key. Send a key this service issued, or its secret.")
+        current_record().key_id = record.key_id
+        if record.revoked is not None:
+            raise Unauthorized("This key has been revoked. Ask for a new one.")
+        if record.expires is not None and record.expires <= now:
+            raise Unauthorized("This key has expired. Ask for a new one.")
+        limits = Limits(
+            rpm=record.rpm or self._rpm,
+            daily_requests=record.daily_requests,
+            monthly_tokens=record.monthly_tokens,
+        )
+        caller = Caller(record.key_id, record.key_id, record.scopes, record.models, limits)
+        if record.scopes and not record.scopes.intersection(scopes):
+            await self.record(caller.subject, Usage(refused=1))
+            wanted = " or ".join(sorted(scopes))
+            allowed = ", ".join(sorted(record.scopes))
+            raise Forbidden(f"This key may not use {wanted}; it is limited to: {allowed}.")
+        return caller
+
+    async def _key(self, key_digest: str) -> KeyRecord | None:
+        now = self._clock()
+        hit, record = self._cache.get(key_digest, now)
+        if hit:
+            return record
+        try:
+            record = await self._with_store(lambda store: store.key_by_digest(key_digest))
+        except StoreUnavailable:
+            raise StoreDown() from None
+        self._cache.put(key_digest, record, now)
+        return record
+
+    @property
+    def store(self) -> Store:
+        """The store of keys and limits (also the home of other shared state, e.g. OAuth)."""
+        return self._store
+
+    # --- admit ------------------------------------------------------------------------
+
+    async def admit(
+        self,
+        caller: Caller,
+        *,
+        model: str | None = None,
+        takes_model: bool = False,
+        openai_names: bool = False,
+    ) -> Admission:
+        """Admit one request of `caller`, or raise (see the module docstring).
+
+        `takes_model`: the request names an upstream model (`model`, None when it names
+        none): a key limited to some models must name one of them. `openai_names`: the
+        answer also carries OpenAI's `x-ratelimit-*` fields."""
+        request = current_record()
+        request.openai_limit_names = openai_names
+        if caller.models and takes_model and model not in caller.models:
+            await self.record(caller.subject, Usage(refused=1))
+            allowed = ", ".join(sorted(caller.models))
+            asked = f"the model '{model}'" if model else "the default model (name one)"
+            raise Forbidden(f"This key may not use {asked}; it may use: {allowed}.")
+        now = self._clock()
+        try:
+            decision = await self._with_store(
+                lambda store: store.admit(caller.subject, caller.limits, now)
+            )
+        except StoreUnavailable:
+            if caller.key_id is not None:
+                raise StoreDown() from None
+            decision = self._local.admit(caller.subject, caller.limits, now)
+        request.limits = decision
+        if not decision.allowed:
+            await self.record(caller.subject, Usage(refused=1))
+            raise _refusal(caller, decision, now)
+        if caller.key_id is not None:
+            self._touch(caller.key_id, now)
+        return Admission(self, caller, decision)
+
+    async def enter(
+        self, headers: Headers, scopes: Collection[str], *, openai_names: bool = False
+    ) -> Admission:
+        """`identify` then `admit`, for requests that name no model."""
+        caller = await self.identify(headers, scopes)
+        return await self.admit(caller, openai_names=openai_names)
+
+    # --- usage ------------------------------------------------------------------------
+
+    async def record(self, subject: str, usage: Usage) -> None:
+        """Add `usage` to `subject`'s counters for today; a store failure is logged, not raised."""
+        now = self._clock()
+        try:
+            await self._with_store(lambda store: store.record(subject, now, usage))
+        except StoreUnavailable:
+            log.warning(
+                "usage not recorded: the store is unreachable",
+                extra={"fields": {"event": "usage_not_recorded", "key_id": subject}},
+            )
+
+    def _touch(self, key_id: str, now: float) -> None:
+        if now - self._touched.get(key_id, 0.0) < _TOUCH_EVERY:
+            return
+        self._touched[key_id] = now
+        task = asyncio.get_running_loop().create_task(self._touch_now(key_id, now))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _touch_now(self, key_id: str, now: float) -> None:
+        try:
+            await self._with_store(lambda store: store.touch(key_id, now))
+        except StoreUnavailable:
+            pass  # last-used is informational; the outage is logged already
+
+    # --- the store --------------------------------------------------------------------
+
+    async def _with_store(self, operation: Callable[[Store], Awaitable[T]]) -> T:
+        if self._down and time.monotonic() < self._retry_at:
+            raise StoreUnavailable("the store is unreachable (retrying shortly)")
+        try:
+            result = await operation(self._store)
+        except StoreUnavailable as error:
+            self._failed(error)
+            raise
+        if self._down:
+            self._down = False
+            log.warning(
+                "the store is reachable again: keys and shared limits are back",
+                extra={"fields": {"event": "store_recovered", "store": self.store_url_safe}},
+            )
+        return result
+
+    def _failed(self, error: StoreUnavailable) -> None:
+        self._retry_at = time.monotonic() + _RETRY_STORE
+        if self._down:
+            return
+        self._down = True
+        log.error(
+            "the store is unreachable (%s): keyed callers get 503, CHATGPT_SECRET callers "
+            "are limited in process until it is back",
+            error,
+            extra={"fields": {"event": "store_unavailable", "store": self.store_url_safe}},
+        )
+
+    @property
+    def store_url_safe(self) -> str:
+        """The store's URL without any password, for logs."""
+        scheme, sep, rest = self.store_url.partition("://")
+        host = rest.rsplit("@", 1)[-1]
+        return f"{scheme}{sep}{host}"
+
+    async def aclose(self) -> None:
+        for task in list(self._tasks):
+            await asyncio.gather(task, return_exceptions=True)
+        await self._store.aclose()
+
+
+def _refusal(caller: Caller, decision: Decision, now: float) -> LimitExceeded:
+    who = "This key" if caller.key_id is not None else "This service's shared secret"
+    if decision.reason == "rate_limited":
+        wait = max(1, round(decision.retry_after + 0.499))
+        message = f"{who} may make {decision.rpm} requests per minute. Retry in {wait} s."
+        return LimitExceeded("rate_limited", message, decision.retry_after)
+    today = dt.datetime.fromtimestamp(now, dt.UTC)
+    if decision.daily_limit is not None and not decision.daily_remaining:
+        message = f"{who} has used its {decision.daily_limit} requests for today (UTC)."
+        tomorrow = (today + dt.timedelta(days=1)).replace(hour=0, minute=0, second=0)
+        fallback = tomorrow.timestamp() - now
+    else:
+        limit = decision.monthly_tokens
+        message = f"{who} has used its {limit} tokens for this month (UTC)."
+        month = (today.replace(day=28) + dt.timedelta(days=4)).replace(
+            day=1, hour=0, minute=0, second=0
+        )
+        fallback = month.timestamp() - now
+    return LimitExceeded(
+        "quota_exceeded", message + " Retrying will not help.", decision.retry_after or fallback
+    )
+
+
+class UsageAccounting:
+    """ASGI middleware: the limit headers (`LimitHeaders`), then, once an admitted request's
+    answer is complete, an upstream failure (5xx answer, or the upstream's own 429) counted
+    in the caller's usage."""
+
+    def __init__(self, app: ASGIApp, gate: Gate) -> None:
+        self.app = LimitHeaders(app)
+        self.gate = gate
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        record = current_record()
+        status = 500
+
+        async def watch(message: dict[str, object]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])  # type: ignore[call-overload]
+            await send(message)
+
+        await self.app(scope, receive, watch)  # type: ignore[arg-type]
+        admitted = record.limits is not None and record.limits.allowed
+        if admitted and record.key_id and (status >= 500 or record.upstream_status == 429):
+            await self.gate.record(record.key_id, Usage(upstream_errors=1))

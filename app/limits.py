@@ -1,0 +1,121 @@
+"""A caller's limit state on the wire, and the in-process limiter used while the store is down.
+
+Every answer to an admitted caller says where it stands (`LimitHeaders`), in the IETF
+draft's fields (draft-ietf-httpapi-ratelimit-headers, structured-field lists):
+
+    RateLimit-Policy: "minute";q=100;w=60, "day";q=1000;w=86400
+    RateLimit: "minute";r=42;t=17, "day";r=958;t=40213
+
+`t` is the seconds until the policy is fully restored (on a refusal: until the next
+request is allowed, equal to `Retry-After`). Routes that OpenAI clients call add OpenAI's
+names, `x-ratelimit-{limit,remaining,reset}-requests` (reset as a Go duration, `1.5s`);
+any `RateLimit*` or `x-ratelimit-*` field from elsewhere (the upstream's, describing the
+operator's own account) is dropped from such an answer, so a caller reads only its own.
+The monthly token quota has no standard field; `python -m app keys usage` shows it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import OrderedDict
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.observability import current_record
+from app.store import Decision, Limits
+
+__all__ = ["LimitHeaders", "LocalLimiter", "go_duration", "limit_headers"]
+
+_MINUTE = 60.0
+_DAY = 86_400
+_OURS = (b"ratelimit", b"ratelimit-policy")
+
+
+def go_duration(seconds: float) -> str:
+    """`seconds` as OpenAI writes its reset times: `12ms`, `1.5s`, `6m0s`."""
+    if seconds < 1:
+        return f"{max(0, round(seconds * 1000))}ms"
+    if seconds < 60:
+        return f"{round(seconds, 3):g}s"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes}m{rest}s"
+
+
+def _until_midnight(now: float) -> int:
+    return _DAY - int(now) % _DAY
+
+
+def limit_headers(
+    decision: Decision, *, openai_names: bool, now: float | None = None
+) -> list[tuple[bytes, bytes]]:
+    """The fields describing `decision` (see the module docstring)."""
+    now = time.time() if now is None else now
+    minute_t = decision.retry_after if decision.reason == "rate_limited" else decision.reset
+    policy = [f'"minute";q={decision.rpm};w=60']
+    state = [f'"minute";r={max(0, decision.remaining)};t={math.ceil(max(0.0, minute_t))}']
+    if decision.daily_limit is not None:
+        left = decision.daily_remaining if decision.daily_remaining is not None else 0
+        policy.append(f'"day";q={decision.daily_limit};w={_DAY}')
+        state.append(f'"day";r={max(0, left)};t={_until_midnight(now)}')
+    headers = [
+        (b"ratelimit-policy", ", ".join(policy).encode()),
+        (b"ratelimit", ", ".join(state).encode()),
+    ]
+    if openai_names:
+        headers += [
+            (b"x-ratelimit-limit-requests", str(decision.rpm).encode()),
+            (b"x-ratelimit-remaining-requests", str(max(0, decision.remaining)).encode()),
+            (b"x-ratelimit-reset-requests", go_duration(max(0.0, minute_t)).encode()),
+        ]
+    return headers
+
+
+class LimitHeaders:
+    """ASGI middleware: adds the request's limit state (`RequestRecord.limits`, set when the
+    caller was admitted or refused) to its answer, replacing any such fields already there."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        record = current_record()
+
+        async def send_with_limits(message: Message) -> None:
+            if message["type"] == "http.response.start" and record.limits is not None:
+                ours = limit_headers(record.limits, openai_names=record.openai_limit_names)
+                kept = [
+                    (name, value)
+                    for name, value in message.get("headers", [])
+                    if name.lower() not in _OURS and not name.lower().startswith(b"x-ratelimit-")
+                ]
+                message = {**message, "headers": kept + ours}
+            await send(message)
+
+        await self.app(scope, receive, send_with_limits)
+
+
+class LocalLimiter:
+    """GCRA in process, per subject: the per-minute rate only, for the static secret's
+    callers while the store cannot be reached (each process then limits on its own)."""
+
+    def __init__(self, max_subjects: int = 1024) -> None:
+        self._tat: OrderedDict[str, float] = OrderedDict()
+        self._max = max_subjects
+
+    def admit(self, subject: str, limits: Limits, now: float) -> Decision:
+        interval = _MINUTE / limits.rpm
+        tat = max(self._tat.get(subject, now), now)
+        after = tat + interval
+        if after - now > _MINUTE + 1e-9:
+            wait = after - now - _MINUTE
+            return Decision(False, "rate_limited", limits.rpm, 0, tat - now, retry_after=wait)
+        self._tat[subject] = after
+        self._tat.move_to_end(subject)
+        while len(self._tat) > self._max:
+            self._tat.popitem(last=False)
+        remaining = int((_MINUTE - (after - now)) / interval + 1e-9)
+        return Decision(True, "ok", limits.rpm, remaining, after - now)

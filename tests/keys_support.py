@@ -1,0 +1,91 @@
+"""Helpers for the key tests: the `keys` command as a subprocess, and the app under uvicorn
+on loopback (in a thread) in front of recording upstreams."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from app.main import create_app
+from tests.conftest import OPENAI_KEY, make_settings
+from tests.fake_openai import FakeOpenAI
+from tests.live import ROOT, free_port
+from tests.stub_upstream import StubUpstream
+
+_SETTINGS = ("STORE_", "DATA_DIR", "RATE_", "KEY_", "CHATGPT_", "LISTEN_", "OPENAI_")
+
+
+def keys_cli(store_url: str, *args: str, check: bool = True) -> Any:
+    """`python -m app keys ARGS --json` against `store_url`: its JSON document."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_SETTINGS)}
+    done = subprocess.run(
+        [sys.executable, "-m", "app", "keys", *args, "--json"],
+        env={**env, "STORE_URL": store_url},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if check:
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+    return done
+
+
+class Served:
+    """The app (one process, this one) under uvicorn on loopback, its podcast upstream
+    `stub` and its OpenAI upstream `fake`, with `overrides` to the settings."""
+
+    def __init__(self, stub: StubUpstream, fake: FakeOpenAI, **overrides: Any) -> None:
+        settings = make_settings(
+            listen_api_base_url=stub.base_url,
+            openai_api_key=OPENAI_KEY,
+            openai_base_url=fake.base_url,
+            openai_timeout=3.0,
+            **overrides,
+        )
+        self.port = free_port()
+        config = uvicorn.Config(
+            create_app(settings),
+            host="127.0.0.1",
+            port=self.port,
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> Served:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("server did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+def sqlite_url(folder: Path) -> str:
+    return f"sqlite:///{folder.absolute() / 'state.db'}"
+
+
+def store_bytes(folder: Path) -> bytes:
+    """Every byte of the SQLite store (the database, its WAL and shared memory files)."""
+    return b"".join(path.read_bytes() for path in sorted(folder.glob("state.db*")))
