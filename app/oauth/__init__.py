@@ -6,6 +6,7 @@ The service is its own authorization server, for the people who hold its keys:
     redirects.py    which redirect URIs a client may register (an allowlist, checked at /register)
     identity.py     who a pasted key is, at consent, and its caller on every later use
     grants.py       clients, pending consents, codes, tokens and token families in the store
+    records.py      what those are made of
     provider.py     the `mcp` SDK's provider interface over `grants` (its handlers do the HTTP)
     consent.py      the consent page: names the client and its host, asks for a key
     attempts.py     wrong keys on the consent page, counted per address

@@ -28,7 +28,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from app.errors import ServiceError
-from app.oauth.grants import Pending, digest
+from app.oauth.grants import digest
+from app.oauth.records import Pending
 from app.store import StoreUnavailable
 
 if TYPE_CHECKING:

@@ -27,25 +27,13 @@ import hashlib
 import json
 import secrets
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from typing import Any, Protocol
 
 from app.oauth.identity import Grantee
+from app.oauth.records import AccessGrant, CodeGrant, Family, Pending, RefreshGrant, TokenPair
 
-__all__ = [
-    "ACCESS_TTL",
-    "CODE_TTL",
-    "PENDING_TTL",
-    "REFRESH_TTL",
-    "AccessGrant",
-    "CodeGrant",
-    "Family",
-    "Grants",
-    "KeyValue",
-    "Pending",
-    "RefreshGrant",
-    "TokenPair",
-]
+__all__ = ["ACCESS_TTL", "CODE_TTL", "PENDING_TTL", "REFRESH_TTL", "Grants", "KeyValue", "digest"]
 
 CLIENT_TTL = 90 * 86_400.0
 PENDING_TTL = 600.0
@@ -74,75 +62,6 @@ def digest(value: str) -> str:
     """The SHA-256 of a code or token (hex): what it is stored under. A fast hash is enough
     for 256 random bits."""
     return hashlib.sha256(value.encode("utf-8", "surrogateescape")).hexdigest()
-
-
-@dataclass(frozen=True)
-class Family:
-    id: str
-    subject: str
-    proof: str
-    client_id: str
-    resource: str
-    scopes: list[str]
-
-    @property
-    def grantee(self) -> Grantee:
-        return Grantee(self.subject, self.proof)
-
-
-@dataclass
-class Pending:
-    """An authorization request the SDK validated, awaiting the person's consent."""
-
-    client_id: str
-    client_name: str
-    redirect_uri: str
-    redirect_uri_provided_explicitly: bool
-    state: str | None
-    scopes: list[str]
-    code_challenge: str
-    resource: str
-    csrf: str
-    """Digest of the form's CSRF token."""
-    failures: int = 0
-
-
-@dataclass(frozen=True)
-class CodeGrant:
-    client_id: str
-    redirect_uri: str
-    redirect_uri_provided_explicitly: bool
-    scopes: list[str]
-    code_challenge: str
-    resource: str
-    expires_at: float
-    family: str
-
-
-@dataclass(frozen=True)
-class RefreshGrant:
-    client_id: str
-    scopes: list[str]
-    resource: str
-    expires_at: float
-    family: str
-
-
-@dataclass(frozen=True)
-class AccessGrant:
-    client_id: str
-    scopes: list[str]
-    resource: str
-    expires_at: float
-    family: str
-
-
-@dataclass(frozen=True)
-class TokenPair:
-    access_token: str
-    refresh_token: str
-    expires_in: int
-    scopes: list[str] = field(default_factory=list)
 
 
 def _dump(value: Any) -> bytes:

@@ -29,8 +29,9 @@ from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
 from app.errors import Forbidden, Unauthorized
 from app.oauth.consent import CONSENT_PATH
 from app.oauth.discovery import REQUIRED_SCOPE
-from app.oauth.grants import Family, Grants, Pending, TokenPair
+from app.oauth.grants import Grants
 from app.oauth.identity import Identities
+from app.oauth.records import Family, Pending, TokenPair
 from app.oauth.redirects import RedirectPolicy
 
 __all__ = ["Endpoint", "OwnerProvider", "endpoint"]
