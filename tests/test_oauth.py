@@ -453,3 +453,44 @@ def test_a_key_without_the_mcp_connectors_cannot_approve(flow: Flow, store_file:
     answer = flow.consent(made["key"])
     assert answer.status_code == 403
     assert "location" not in answer.headers
+
+
+# --- races ------------------------------------------------------------------------------
+
+
+def _at_once(calls: list[Any]) -> list[httpx.Response]:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(len(calls)) as pool:
+        return list(pool.map(lambda call: call(), calls))
+
+
+def test_two_approvals_of_one_request_give_one_code(flow: Flow, server: LiveServer) -> None:
+    assert flow.register().status_code == 201
+    page = flow.http.get(flow.authorize().headers["location"])
+    form = {**form_fields(page.text), "key": SECRET, "decision": "approve"}
+
+    def approve() -> httpx.Response:
+        with httpx.Client(base_url=server.base_url) as own:
+            return own.post("/oauth/consent", data=form)
+
+    answers = _at_once([approve] * 4)
+    assert sorted(a.status_code for a in answers) == [303, 400, 400, 400]
+
+
+def test_two_redemptions_of_one_code_give_one_token(flow: Flow, server: LiveServer) -> None:
+    assert flow.register().status_code == 201
+    code = flow.code(SECRET)
+
+    def redeem() -> httpx.Response:
+        with httpx.Client(base_url=server.base_url) as own:
+            return Flow(
+                own,
+                flow.base,
+                client_id=flow.client_id,
+                verifier=flow.verifier,
+                client_secret=flow.client_secret,
+            ).exchange(code)
+
+    answers = _at_once([redeem] * 4)
+    assert sorted(a.status_code for a in answers) == [200, 400, 400, 400]

@@ -150,7 +150,9 @@ async def consent_page(request: Request) -> Response:
     """GET: the form for the pending request named by `?request=`."""
     server = _server(request)
     handle = request.query_params.get("request", "")
-    pending = await server.grants.pending(handle) if handle else None
+    # Taken and put back: while one request holds it, no other can act on it (and none can
+    # bring back a request that was just approved).
+    pending = await server.grants.close_consent(handle) if handle else None
     if pending is None:
         return _gone()
     csrf = secrets.token_urlsafe(32)
@@ -181,15 +183,15 @@ async def consent_submit(request: Request) -> Response:
     if await server.wrong_keys.blocked(address, now):
         return _page(429, "Too many wrong keys", "<p>Too many wrong keys. Try again later.</p>")
     handle = fields.get("request", "")
-    pending = await server.grants.pending(handle) if handle else None
+    # Taken for the time of this decision: a concurrent submission finds nothing to act on.
+    pending = await server.grants.close_consent(handle) if handle else None
     if pending is None:
         return _gone()
     presented = digest(fields.get("csrf", ""))
     if not pending.csrf or not hmac.compare_digest(presented, pending.csrf):
+        await server.grants.save_pending(handle, pending)
         return _page(403, "This form is stale", "<p>Reload the page and try again.</p>")
     if fields.get("decision") == "deny":
-        if await server.grants.close_consent(handle) is None:
-            return _gone()
         target = _with_query(pending.redirect_uri, error="access_denied", state=pending.state)
         return RedirectResponse(
             target, status_code=303, headers=_headers("x", pending.redirect_uri)
@@ -202,16 +204,13 @@ async def consent_submit(request: Request) -> Response:
             "oauth consent refused: wrong key",
             extra={"fields": {"event": "oauth_consent_refused", "client_id": pending.client_id}},
         )
-        if pending.failures >= MAX_FAILURES:
-            await server.grants.close_consent(handle)
+        if pending.failures >= MAX_FAILURES:  # not put back: this request is over
             return _page(403, "Not approved", "<p>Too many wrong keys. Start again.</p>")
         csrf = secrets.token_urlsafe(32)
         pending.csrf = digest(csrf)
         await server.grants.save_pending(handle, pending)
         body = _form(handle, csrf, pending, _host(request), "That key is not accepted here.")
         return _page(403, "Approve a connection?", body, pending.redirect_uri)
-    if await server.grants.close_consent(handle) is None:
-        return _gone()
     code = await server.grants.approve(pending, grantee)
     log.info(
         "oauth consent approved",

@@ -95,17 +95,14 @@ class Grants:
         )
         return handle, csrf
 
-    async def pending(self, handle: str) -> Pending | None:
-        raw = await self.kv.kv_get(f"oauth:pending:{digest(handle)}", self.clock())
-        return Pending(**json.loads(raw)) if raw is not None else None
-
     async def save_pending(self, handle: str, pending: Pending) -> None:
         await self.kv.kv_put(
             f"oauth:pending:{digest(handle)}", _dump(pending), PENDING_TTL, self.clock()
         )
 
     async def close_consent(self, handle: str) -> Pending | None:
-        """Take the pending request (single use: of concurrent approvals one gets it)."""
+        """Take the pending request (of concurrent takers one gets it); `save_pending`
+        puts it back when it is not decided yet."""
         raw = await self.kv.kv_take(f"oauth:pending:{digest(handle)}", self.clock())
         return Pending(**json.loads(raw)) if raw is not None else None
 

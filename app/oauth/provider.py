@@ -97,9 +97,7 @@ class OwnerProvider(OAuthAuthorizationServerProvider[_Code, _Refresh, _Access]):
                 "This server accepts only the redirect URIs on its allowlist (ChatGPT's and "
                 "Claude's callbacks, and OAUTH_REDIRECT_URIS).",
             )
-        await self.grants.put_client(
-            client_info.client_id or "", client_info.model_dump_json().encode()
-        )
+        await self._keep(client_info)
         log.info(
             "oauth client registered",
             extra={
@@ -155,7 +153,12 @@ class OwnerProvider(OAuthAuthorizationServerProvider[_Code, _Refresh, _Access]):
         if await self.grants.redeem_code(authorization_code.code) is None:
             raise TokenError("invalid_grant", "authorization code does not exist")
         family = await self._live_family(authorization_code.family)
+        await self._keep(client)
         return _tokens(await self.grants.issue(family, authorization_code.scopes))
+
+    async def _keep(self, client: OAuthClientInformationFull) -> None:
+        # A client in use is kept as long as its grants; an unused one expires (90 days).
+        await self.grants.put_client(client.client_id or "", client.model_dump_json().encode())
 
     async def _live_family(self, family_id: str) -> Family:
         """The family while the key that approved it is still accepted; a family whose key
@@ -196,6 +199,7 @@ class OwnerProvider(OAuthAuthorizationServerProvider[_Code, _Refresh, _Access]):
         family = await self._live_family(refresh_token.family)
         if not await self.grants.rotate(refresh_token.token, refresh_token.family):
             raise TokenError("invalid_grant", "refresh token does not exist")
+        await self._keep(client)
         return _tokens(await self.grants.issue(family, scopes))
 
     async def load_access_token(self, token: str) -> _Access | None:
