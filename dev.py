@@ -98,25 +98,35 @@ def _host_bundle(zip_to: str | None = None) -> list[str]:
     return [*command, "--zip", zip_to] if zip_to else command
 
 
+# What the tests start, by the command they run and the Debian package that has it.
+TEST_PROGRAMS = {
+    "redis-server": "redis-server",  # the store's conformance tests (tests/servers.py)
+    "chromium": "chromium",  # the consent page in a real browser (tests/test_consent_browser.py)
+}
+
+
 def ensure_test_services() -> None:
-    """Make sure the servers the tests start are installed: Debian's `redis-server` (the
-    store's conformance tests run it on a loopback port, tests/servers.py). Idempotent;
-    installs with apt-get as root, and otherwise says what to install."""
-    if shutil.which("redis-server"):
+    """Make sure the programs the tests start are installed (`TEST_PROGRAMS`: Debian's
+    `redis-server` and `chromium`). Idempotent; installs with apt-get as root, and
+    otherwise says what to install."""
+    missing = [package for command, package in TEST_PROGRAMS.items() if not shutil.which(command)]
+    if not missing:
         return
+    names = " ".join(missing)
     if not shutil.which("apt-get"):
-        sys.exit("[dev] the tests need redis-server (Redis 7+) on PATH; please install it.")
+        sys.exit(f"[dev] the tests need {names} on PATH; please install them.")
     if hasattr(os, "geteuid") and os.geteuid() != 0:
         sys.exit(
-            "[dev] the tests need redis-server on PATH; install it once with "
-            "`sudo apt-get install -y redis-server` and run again."
+            f"[dev] the tests need {names} on PATH; install them once with "
+            f"`sudo apt-get install -y {names}` and run again."
         )
-    _log("installing redis-server for the store tests (apt-get)")
+    _log(f"installing {names} for the tests (apt-get)")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-    subprocess.run(["apt-get", "install", "-y", "-qq", "redis-server"], check=True, env=env)
-    if not shutil.which("redis-server"):
-        sys.exit("[dev] apt-get installed redis-server, but it is still not on PATH.")
+    subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=True, env=env)
+    still = [command for command in TEST_PROGRAMS if not shutil.which(command)]
+    if still:
+        sys.exit(f"[dev] apt-get ran, but {' '.join(still)} is still not on PATH.")
 
 
 def test(args: list[str]) -> int:

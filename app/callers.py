@@ -149,10 +149,22 @@ class Gate:
         text = token.decode("utf-8", "surrogateescape") if token is not None else ""
         if not is_key_shaped(text):
             await authenticate(headers, self.credentials)
-            current_record().key_id = STATIC_SUBJECT
-            limits = Limits(rpm=self._rpm)
-            return Caller(STATIC_SUBJECT, None, frozenset(), frozenset(), limits)
-        record = await self._key(digest(text, self._pepper))
+            return self.static_caller()
+        return await self.identify_key(self.key_digest(text), scopes)
+
+    def static_caller(self) -> Caller:
+        """The caller of a request that presented a static secret (checked by the caller)."""
+        current_record().key_id = STATIC_SUBJECT
+        return Caller(STATIC_SUBJECT, None, frozenset(), frozenset(), Limits(rpm=self._rpm))
+
+    def key_digest(self, key: str) -> str:
+        """The digest a key is stored and looked up under (OAuth grants keep only this)."""
+        return digest(key, self._pepper)
+
+    async def identify_key(self, key_digest: str, scopes: Collection[str]) -> Caller:
+        """The caller of the key with `key_digest`, through the same cached lookup (and so
+        the same revocation bound) as `identify`; raises as `identify` does."""
+        record = await self._key(key_digest)
         now = self._clock()
         if record is None:
             raise Unauthorized("Unknown key. Send a key this service issued, or its secret.")
@@ -185,6 +197,12 @@ class Gate:
             raise StoreDown() from None
         self._cache.put(key_digest, record, now)
         return record
+
+    @property
+    def store(self) -> Store:
+        """The store of keys and limits (also the home of other shared state: the response
+        cache, OAuth)."""
+        return self._store
 
     # --- admit ------------------------------------------------------------------------
 
@@ -233,11 +251,6 @@ class Gate:
         return await self.admit(caller, openai_names=openai_names)
 
     # --- usage ------------------------------------------------------------------------
-
-    @property
-    def store(self) -> Store:
-        """The store limits and usage are kept on (shared with the response cache)."""
-        return self._store
 
     async def record(self, subject: str, usage: Usage) -> None:
         """Add `usage` to `subject`'s counters for today; a store failure is logged, not raised."""

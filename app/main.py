@@ -24,6 +24,9 @@ from app.cors import JsonCORSMiddleware
 from app.credentials import Credentials, SecretRef, StoredSecret
 from app.errors import ServiceError
 from app.mcp_mount import MCP_PATH, MCPEndpoint
+from app.oauth.identity import GateIdentities
+from app.oauth.routes import oauth_routes
+from app.oauth.server import OAuthServer
 from app.observability import AccessLog, configure_logging
 from app.problems import handle_http, handle_service, handle_unexpected
 from app.proxy import OperationRoute
@@ -116,6 +119,14 @@ def create_app(
     }
     mcp = MCPEndpoint()
     cache = _response_cache(settings, started, gate.store)
+    mcp_scopes = [c.name for c in CONNECTORS if Surface.MCP in c.surfaces]
+    oauth = OAuthServer(
+        settings,
+        gate.store,
+        GateIdentities(gate, mcp_scopes),
+        resource_path=MCP_PATH,
+        redirect_uris=settings.oauth_redirect_uris,
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -138,7 +149,9 @@ def create_app(
     )
     app.state.services = Services(settings=settings, gate=gate, connectors=started)
     app.state.response_cache = cache
+    app.state.oauth = oauth
     app.router.routes.extend(public_routes())
+    app.router.routes.extend(oauth_routes(MCP_PATH))
     app.router.routes.extend(
         connector_spec_route(connector)
         for connector in CONNECTORS

@@ -1,5 +1,7 @@
 """The /mcp endpoint: the caller admitted (a key needs the scope of a connector whose tools
-it offers), then the MCP SDK's Streamable HTTP app.
+it offers), then the MCP SDK's Streamable HTTP app. An OAuth access token (app/oauth/) is
+admitted as the key that approved it; a refusal tells OAuth clients where to sign in
+(`WWW-Authenticate: Bearer resource_metadata=...`).
 
 The SDK (about 0.8 s to import) is imported and the MCP server built on the first /mcp
 request, not at startup. Its session manager may run only once per process, so it runs
@@ -20,7 +22,8 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.connector import Surface
-from app.errors import ServiceError
+from app.errors import ServiceError, Unauthorized
+from app.oauth.server import OAuthServer
 from app.observability import current_record
 from app.problems import error_response, handle_service
 from app.services import Services, services_of
@@ -114,10 +117,18 @@ class MCPEndpoint:
             for name, (connector, _) in services.connectors.items()
             if Surface.MCP in connector.surfaces
         ]
+        oauth: OAuthServer = request.app.state.oauth
         try:
-            await services.gate.enter(request.headers, scopes)
+            # An OAuth access token (ChatGPT, Claude) stands for the key that approved it;
+            # anything else is a key or a static secret.
+            caller = await oauth.bearer(request, scopes)
+            if caller is None:
+                caller = await services.gate.identify(request.headers, scopes)
+            await services.gate.admit(caller)
         except ServiceError as error:
             refusal = await handle_service(request, error)
+            if isinstance(error, Unauthorized):  # tells OAuth clients where to sign in
+                refusal.headers["WWW-Authenticate"] = oauth.challenge(request)
             await _as_jsonrpc(refusal, error.message, error.code)(scope, receive, send)
             return
         if request.method != "POST":

@@ -10,6 +10,7 @@ from pydantic import AnyHttpUrl, BeforeValidator, Field, SecretStr, field_valida
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.credentials import SecretRef
+from app.oauth.redirects import check_redirect_pattern
 from app.security import SECRET_ADVICE, is_strong_secret
 
 __all__ = ["SETTINGS_CONFIG", "CoreSettings", "blank_is_absent", "secret_reference"]
@@ -122,6 +123,12 @@ class CoreSettings(BaseSettings):
         description="Serve cacheable upstream answers from the response cache (two levels: "
         "in process, then the store).",
     )
+    # OAuth for /mcp (app/oauth/): ChatGPT's and Claude's callbacks are always allowed.
+    oauth_redirect_uris: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="More redirect URIs clients may register (comma-separated; * for a port "
+        "or one path segment), e.g. http://127.0.0.1:*/callback for Claude Code.",
+    )
 
     @field_validator("chatgpt_secret", "cors_origins", mode="before")
     @classmethod
@@ -146,6 +153,16 @@ class CoreSettings(BaseSettings):
         if self.store_url is not None:
             return self.store_url
         return f"sqlite:///{self.data_dir.expanduser().absolute() / 'state.db'}"
+
+    @field_validator("oauth_redirect_uris", mode="before")
+    @classmethod
+    def _redirect_list(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("oauth_redirect_uris")
+    @classmethod
+    def _redirect_patterns(cls, entries: list[str]) -> list[str]:
+        return [check_redirect_pattern(entry) for entry in entries]
 
     @field_validator("chatgpt_secret_ref")
     @classmethod

@@ -28,6 +28,7 @@ _SETTINGS = (
     "RATE_",
     "KEY_",
     "CACHE_",
+    "OAUTH_",
 )
 
 
