@@ -12,7 +12,12 @@ from typing import Any
 from mangum import Mangum
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.main import create_app
+from app.mcp_request_state import stand_in_for_cryptography
+
+# Before anything imports the MCP SDK: the Lambda bundle leaves out `cryptography`.
+stand_in_for_cryptography()
+
+from app.main import create_app  # noqa: E402
 
 __all__ = ["handler", "make_handler", "mount_prefix"]
 
