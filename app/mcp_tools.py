@@ -24,6 +24,7 @@ from app import __version__
 from app.answers import MAX_ANSWER_CHARS, halve_longest_list
 from app.connector import ResearchTool, Surface, Upstream
 from app.errors import InvalidParameters, ServiceError
+from app.mcp_request_state import refusing_policy
 from app.operations import Operation
 from app.proxy import call_operation
 from app.services import Services
@@ -115,6 +116,9 @@ def build_mcp(services: Services, path: str) -> tuple[MCPServer[Any], Starlette]
         version=__version__,
         instructions=plugin.description_for_model if plugin else None,
         log_level="WARNING",
+        # Our tools never ask for input, so no requestState is ever ours; and the SDK's
+        # default (AES-GCM, per-process key) needs `cryptography`, which Lambda lacks.
+        request_state_security=refusing_policy(),
     )
     research = ToolAnnotations(readOnlyHint=True, openWorldHint=True)
     for connector, started in offered:

@@ -5,7 +5,8 @@
     python3 infra/bundle.py build/lambda --arch arm64 --python 3.12 --zip dist/lambda.zip
 
 The folder holds the runtime dependencies from pyproject.toml (pinned by constraints.txt),
-`app/` and `well_known/`, and nothing else: no tests, dev tools, caches or scripts. With
+`app/` and `well_known/`, and nothing else: no tests, dev tools, caches or scripts. Without
+the `server` extra it is a Lambda bundle, and leaves out the distributions of EXCLUDED. With
 --arch/--python the dependencies are wheels for that Lambda platform, fetched with
 `pip --platform ... --only-binary=:all:`, so no Docker is needed. Standard library only:
 the container build runs it before any virtualenv exists.
@@ -24,6 +25,36 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PLATFORMS = {"x86_64": "manylinux2014_x86_64", "arm64": "manylinux2014_aarch64"}
+# Distributions that pip installs as dependencies of the MCP SDK (`mcp`) but that the
+# handler never imports on Lambda: checked empirically (tests/test_lambda_zip.py runs the
+# unpacked zip under `python -I -S` on every kind of event the handler can get, and fails
+# if one of these is missing) and by reading the import statements. Removed by the file
+# list of each one's RECORD, so its metadata goes with it.
+EXCLUDED = {
+    # mcp.server.request_state imports it at module level for the SDK's AES-GCM sealing
+    # of `requestState`; app/mcp_request_state.py gives the SDK a codec that needs no
+    # cryptography and stands in for the four names while the SDK is imported. 14 MB.
+    "cryptography": "AES-GCM for the SDK's requestState, replaced (app/mcp_request_state.py)",
+    "cffi": "only for cryptography",
+    "pycparser": "only for cffi",
+    # The SDK's OAuth *client* (mcp.client.auth.extensions) signs JWTs; servers never do.
+    "PyJWT": "only the SDK's OAuth client",
+    # sse_starlette patches uvicorn's shutdown when it can import it (try/except
+    # ImportError); mcp.server.mcpserver imports it only in run(). Lambda runs neither.
+    "uvicorn": "only to run a server (try/except ImportError in sse_starlette)",
+    "click": "only uvicorn's command line",
+    # The SDK's client validates tool output schemas with jsonschema (lazy imports in
+    # mcp.client.session); the server never does.
+    "jsonschema": "only the SDK's client",
+    "jsonschema-specifications": "only for jsonschema",
+    "referencing": "only for jsonschema",
+    "rpds-py": "only for referencing",
+    "attrs": "only for jsonschema and referencing",
+    # httpx2 is imported (mcp.client at `import mcp`), but its transport core and TLS
+    # trust store only when an httpx2 client sends a request, which the server never does.
+    "httpcore2": "only when an httpx2 client sends (the SDK's client side)",
+    "truststore": "only when an httpx2 client makes a TLS context",
+}
 # Shipped by the Lambda runtime, or only useful on a developer's machine.
 PRUNE_DIRS = {"__pycache__", "tests", "test", "bin"}
 PRUNE_SUFFIXES = (".pyc", ".pyo", ".pyi")
@@ -64,6 +95,35 @@ def install(target: Path, extras: list[str], arch: str | None, python: str | Non
             "--only-binary=:all:",
         ]
     subprocess.run([*command, *requirements(extras)], check=True)
+
+
+def _normalized(name: str) -> str:
+    return name.lower().replace("-", "_").replace(".", "_")
+
+
+def exclude(target: Path, distributions: dict[str, str]) -> list[str]:
+    """Remove each installed distribution of `distributions` (every file its RECORD
+    lists, then the folders left empty); the names of those that were installed."""
+    wanted = {_normalized(name) for name in distributions}
+    removed = []
+    for info in sorted(target.glob("*.dist-info")):
+        name = info.name.removesuffix(".dist-info").rsplit("-", 1)[0]
+        if _normalized(name) not in wanted:
+            continue
+        folders = set()
+        for line in (info / "RECORD").read_text().splitlines():
+            relative = line.rsplit(",", 2)[0]
+            path = (target / relative).resolve()
+            if not line or not path.is_relative_to(target):
+                continue
+            path.unlink(missing_ok=True)
+            folders.update(p for p in path.parents if p.is_relative_to(target) and p != target)
+        shutil.rmtree(info, ignore_errors=True)
+        for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+        removed.append(name)
+    return removed
 
 
 def prune(target: Path) -> None:
@@ -107,6 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     where = f"{args.arch}, Python {args.python or '3.12'}" if args.arch else "this machine"
     print(f"bundle: installing dependencies for {where} into {target}", flush=True)
     install(target, extras, args.arch, args.python)
+    if "server" not in extras:  # a Lambda bundle (a server runs uvicorn, so keeps it all)
+        removed = exclude(target, EXCLUDED)
+        print(f"bundle: left out (never imported on Lambda): {', '.join(removed)}", flush=True)
     prune(target)
     copy_service(target)
     files = sum(1 for p in target.rglob("*") if p.is_file())
