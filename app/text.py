@@ -2,12 +2,20 @@
 
 This runs for every title and description of every answer (about 30 strings a search),
 so it is written for speed: plain strings take a fast path of C-level checks, and long
-markup is cut to a bound before it is cleaned, since only `limit` characters survive.
+markup is cleaned a prefix at a time, since only `limit` characters survive.
+
+The prefix is provably sufficient, so the answer is exactly that of cleaning the whole
+text: cut where no tag and no entity is split (an open tag at the cut is dropped, and so
+is a trailing `&...` an entity could still extend), cleaning a prefix yields a prefix of
+the whole text's cleaning, except its very last character (a `<` that the next one would
+turn into `‹`). Once that holds `limit + 2` characters, `truncate` reads only characters
+the whole text shares; shorter, the prefix doubles, so the work stays linear in the input.
 
 Upstream text is untrusted, so every step is linear in its input: each pattern either
 cannot backtrack (possessive quantifiers) or cannot cross a `<` (so the spans it scans
 from successive `<` never overlap), and unclosed blocks are found with `str.find`.
-tests/test_text.py holds the adversarial inputs and a straightforward oracle.
+tests/test_text.py holds the adversarial inputs and a straightforward oracle, against
+which this cleaner is fuzzed.
 
 The result is plain text, never markup: entities are decoded once, and a `<` that would
 open a tag in HTML or Markdown (before a letter, `/`, `!` or `?`) becomes `‹`, whether
@@ -35,7 +43,10 @@ _TAG_OPENER = re.compile(r"<(?=[A-Za-z/!?])")
 _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
 _ELLIPSIS = "…"
 _INERT_LT = "‹"
-_SLACK = 10  # markup kept before cleaning, in multiples of `limit`
+# Cleaning a prefix gives a prefix of the whole text's cleaning but for this many last
+# characters (see the module docstring). A step whose effect at the cut reaches further
+# back (e.g. one that removes whole words) must raise it.
+_UNSTABLE_TAIL = 1
 
 
 def truncate(text: str, limit: int) -> str:
@@ -74,20 +85,46 @@ def _drop_open_tag_at_end(markup: str) -> str:
     return markup[:start] if start >= 0 and ">" not in markup[start:] else markup
 
 
-def plain_text(markup: str, limit: int) -> str:
-    """Markup and entities removed, white space folded, at most `limit` characters."""
-    if len(markup) > limit * _SLACK:
-        markup = _drop_open_tag_at_end(markup[: limit * _SLACK])
-    if markup.isprintable() and "<" not in markup and "&" not in markup and "  " not in markup:
-        return truncate(markup.strip(), limit)  # already plain: titles, names, most text
+# What ends an entity reference for html.unescape: after the last `&` of a prefix, none of
+# these means the entity may go on past the cut.
+_ENTITY_ENDS = frozenset("\t\n\f <&;")
+
+
+def _drop_open_entity_at_end(text: str) -> str:
+    start = text.rfind("&")
+    if start < 0 or any(char in _ENTITY_ENDS for char in text[start + 1 :]):
+        return text
+    return text[:start]
+
+
+def _clean(markup: str, *, prefix: bool) -> str:
+    """`markup` as plain text, folded, not truncated. `prefix`: markup is a cut of a longer
+    text, so a tag or an entity the cut may have split is left out."""
+    if prefix:
+        markup = _drop_open_tag_at_end(markup)
     if "<" in markup:
         markup = _drop_hidden(markup)
         markup = _BREAK.sub("\n", markup)
         markup = _TAG.sub("", markup)  # inline tags (b, a, span) sit inside words
     if "&" in markup:
+        if prefix:
+            markup = _drop_open_entity_at_end(markup)
         markup = html.unescape(markup)
+    # Decoded text: a step on it (such as removing e-mail addresses) goes here.
     if "<" in markup:
         markup = _TAG_OPENER.sub(_INERT_LT, markup)
     lines = _CONTROL.sub("", markup).replace("\r\n", "\n").split("\n")
-    text = "\n".join(folded for line in lines if (folded := " ".join(line.split())))
-    return truncate(text, limit)
+    return "\n".join(folded for line in lines if (folded := " ".join(line.split())))
+
+
+def plain_text(markup: str, limit: int) -> str:
+    """Markup and entities removed, white space folded, at most `limit` characters."""
+    if markup.isprintable() and "<" not in markup and "&" not in markup and "  " not in markup:
+        return truncate(markup.strip(), limit)  # already plain: titles, names, most text
+    size = 2 * limit + 64  # enough for most descriptions' markup at once
+    while size < len(markup):
+        text = _clean(markup[:size], prefix=True)
+        if len(text) >= limit + 1 + _UNSTABLE_TAIL:
+            return truncate(text, limit)
+        size *= 2
+    return truncate(_clean(markup, prefix=False), limit)
