@@ -62,10 +62,13 @@ def truncate(text: str, limit: int) -> str:
 
 def _drop_hidden(markup: str) -> str:
     """Comments, scripts and styles removed; one left open runs to the end, as in a browser."""
+    found = _HIDDEN_OPEN.search(markup)
+    if found is None:  # the common case: no copy, no lower-casing
+        return markup
     kept: list[str] = []
     lowered = markup.lower()
     position = 0
-    while (found := _HIDDEN_OPEN.search(markup, position)) is not None:
+    while found is not None:
         kept.append(markup[position : found.start()])
         closer = _HIDDEN_CLOSE[found.group().lower()]
         end = lowered.find(closer, found.end())
@@ -76,6 +79,7 @@ def _drop_hidden(markup: str) -> str:
             gt = markup.find(">", position)
             position = len(markup) if gt < 0 else gt + 1
         kept.append(" ")
+        found = _HIDDEN_OPEN.search(markup, position)
     kept.append(markup[position:])
     return "".join(kept)
 
@@ -87,12 +91,12 @@ def _drop_open_tag_at_end(markup: str) -> str:
 
 # What ends an entity reference for html.unescape: after the last `&` of a prefix, none of
 # these means the entity may go on past the cut.
-_ENTITY_ENDS = frozenset("\t\n\f <&;")
+_ENTITY_END = re.compile(r"[\t\n\f <&;]")
 
 
 def _drop_open_entity_at_end(text: str) -> str:
     start = text.rfind("&")
-    if start < 0 or any(char in _ENTITY_ENDS for char in text[start + 1 :]):
+    if start < 0 or _ENTITY_END.search(text, start + 1) is not None:
         return text
     return text[:start]
 
@@ -113,13 +117,16 @@ def _clean(markup: str, *, prefix: bool) -> str:
     # Decoded text: a step on it (such as removing e-mail addresses) goes here.
     if "<" in markup:
         markup = _TAG_OPENER.sub(_INERT_LT, markup)
-    lines = _CONTROL.sub("", markup).replace("\r\n", "\n").split("\n")
+    markup = _CONTROL.sub("", markup)
+    if "\n" not in markup:
+        return " ".join(markup.split())
+    lines = markup.replace("\r\n", "\n").split("\n")
     return "\n".join(folded for line in lines if (folded := " ".join(line.split())))
 
 
 def plain_text(markup: str, limit: int) -> str:
     """Markup and entities removed, white space folded, at most `limit` characters."""
-    if markup.isprintable() and "<" not in markup and "&" not in markup and "  " not in markup:
+    if "<" not in markup and "&" not in markup and "  " not in markup and markup.isprintable():
         return truncate(markup.strip(), limit)  # already plain: titles, names, most text
     size = 2 * limit + 64  # enough for most descriptions' markup at once
     while size < len(markup):
