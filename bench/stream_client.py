@@ -74,6 +74,7 @@ async def ttfb(url: str, connections: int, seconds: float, auth: str, model: str
         "p50_ms": statistics.median(samples) * 1000 if samples else 0.0,
         "p99_ms": samples[int(len(samples) * 0.99)] * 1000 if samples else 0.0,
         "rps": len(samples) / elapsed,
+        "requests": float(len(samples)),
         "errors": float(len(errors)),
         "first_error": errors[0] if errors else "",
     }

@@ -267,6 +267,12 @@ def stream_client(mode: str, url: str, count: int, seconds: float, auth: str, mo
     return dict(json.loads(out))
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_mb(pid: int) -> tuple[float, float]:
     """(current RSS, peak RSS) of a process, in MB."""
     status = Path(f"/proc/{pid}/status").read_text()
@@ -332,6 +338,16 @@ def build_cells(targets: dict[str, Target], only: set[str], bodies: list[str]) -
 
 
 def measure(cell: Cell, target: Target, duration: float, run_id: str) -> dict[str, float]:
+    """One run; with the server's CPU time per request (`cpu_us`), which other load on the
+    machine disturbs far less than req/s (the stub's own is not counted: 0)."""
+    before = cpu_seconds(target.pid) if target.pid else 0.0
+    result = _load(cell, target, duration, run_id)
+    used = cpu_seconds(target.pid) - before if target.pid else 0.0
+    result["cpu_us"] = used / max(result["requests"], 1) * 1e6
+    return result
+
+
+def _load(cell: Cell, target: Target, duration: float, run_id: str) -> dict[str, float]:
     if cell.group == "podcast":
         url = target.search[cell.body]
         if cell.workload == "repeated":
@@ -616,12 +632,15 @@ def report(
     print(
         "bodies: short = today's stub (sample data, ~180-char descriptions); realistic = "
         "HTML descriptions of 700-2,000 chars\n"
-        "stream = time to the first chunk (p50/p99) and whole streams a second"
+        "stream = time to the first chunk (p50/p99) and whole streams a second\n"
+        "x floor = req/s over the floor's; cpu us = server CPU per request; cpu x = the "
+        "floor's CPU per request over this one's (the noise-resistant estimate of x floor)"
     )
     medians = {cell: _median(samples) for cell, samples in runs.items()}
     header = (
         f"{'group':8} {'workload':9} {'body':9} {'conns':>5} {'target':17} {'req/s':>8} "
-        f"{'p50 ms':>7} {'p99 ms':>7} {'errors':>6} {'spread':>6} {'x floor':>7}"
+        f"{'p50 ms':>7} {'p99 ms':>7} {'errors':>6} {'spread':>6} {'x floor':>7} "
+        f"{'cpu us':>7} {'cpu x':>6}"
     )
     print(header)
     for cell, result in medians.items():
@@ -632,10 +651,16 @@ def report(
             floor_name = f"floor-{cell.body}"
         floor = medians.get(Cell(cell.group, cell.workload, cell.body, cell.conns, floor_name))
         ratio = f"{result['rps'] / floor['rps']:7.2f}" if floor else f"{'':7}"
+        cpu_ratio = (
+            f"{floor['cpu_us'] / result['cpu_us']:6.2f}"
+            if floor and result["cpu_us"] and floor["cpu_us"]
+            else f"{'':6}"
+        )
         print(
             f"{cell.group:8} {cell.workload:9} {cell.body:9} {cell.conns:5d} {cell.target:17} "
             f"{result['rps']:8.0f} {result['p50_ms']:7.2f} {result['p99_ms']:7.2f} "
-            f"{result['errors']:6.0f} {_spread(runs[cell]):6.0%} {ratio}"
+            f"{result['errors']:6.0f} {_spread(runs[cell]):6.0%} {ratio} "
+            f"{result['cpu_us']:7.0f} {cpu_ratio}"
         )
     goals: list[tuple[str, float, float, bool]] = []
 
