@@ -472,16 +472,21 @@ def start_targets(
     litellm: str | None,
     baseline: Path | None,
     with_chat: bool,
+    plain_httptools: bool = False,
 ) -> dict[str, str]:
     """Every target of the rounds; returns each target's floor (podcast and chat)."""
     bearer = f"Bearer {SECRET}"
     floor_of: dict[str, str] = {}
-    proxies = [("proxy", ROOT)] + ([("baseline", baseline)] if baseline else [])
-    for name, root in proxies:
+    proxies = [("proxy", ROOT, SERVE)]
+    if baseline:
+        proxies.append(("baseline", baseline, SERVE))
+    if plain_httptools:  # the same app without the bounds on request heads, to price them
+        proxies.append(("httptools", ROOT, plain_uvicorn("app.main:app")))
+    for name, root, launch in proxies:
         for index, body in enumerate(bodies):
             target, base = servers.start(
                 f"{name}-{body}",
-                SERVE,
+                launch,
                 proxy_env(upstream, body, f"{upstream}/v1"),
                 auth=bearer,
                 probe=SEARCH + "&q=x",
@@ -751,6 +756,11 @@ def main() -> int:
     parser.add_argument(
         "--baseline", type=Path, help="also run the proxy from this checkout, same rounds"
     )
+    parser.add_argument(
+        "--plain-httptools",
+        action="store_true",
+        help="also run the proxy under uvicorn's plain httptools protocol (no head bounds)",
+    )
     args = parser.parse_args()
     only = set(args.only.split(","))
     bodies = [b for b in args.bodies.split(",") if b]
@@ -768,7 +778,13 @@ def main() -> int:
             with contextlib.ExitStack() as stack:
                 servers = Servers(stack, work)
                 floor_of = start_targets(
-                    servers, upstream, bodies, litellm, args.baseline, "chat" in only
+                    servers,
+                    upstream,
+                    bodies,
+                    litellm,
+                    args.baseline,
+                    "chat" in only,
+                    args.plain_httptools,
                 )
                 cells = build_cells(servers.targets, only, bodies)
                 if args.workloads:
