@@ -63,7 +63,12 @@ class JsonFormatter(logging.Formatter):
             entry.update(fields)
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, separators=(",", ":"), default=str)
+        return _ENCODER.encode(entry)
+
+
+# One encoder for every line: json.dumps with options builds a new one per call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
+_INFO = logging.INFO
 
 
 def configure_logging(level: str = "INFO") -> None:
@@ -121,7 +126,12 @@ class AccessLog:
             }
             if record.error:
                 fields["error"] = record.error
-            log.info("request", extra={"fields": fields})
+            if log.isEnabledFor(_INFO):
+                # The record built directly: Logger.info would also walk the stack to find
+                # its caller, for a file and line this line never shows.
+                line = log.makeRecord(log.name, _INFO, __file__, 0, "request", (), None)
+                line.fields = fields
+                log.handle(line)
 
 
 def _request_id(scope: Scope) -> str:

@@ -2,12 +2,22 @@
 
 This runs for every title and description of every answer (about 30 strings a search),
 so it is written for speed: plain strings take a fast path of C-level checks, and long
-markup is cut to a bound before it is cleaned, since only `limit` characters survive.
+markup is cleaned a prefix at a time, since only `limit` characters survive.
+
+The prefix is sufficient, so the answer is exactly that of cleaning the whole text: once
+what the cut may have split is left out (a comment, script or style still open; a `<`
+still open once the breaks are gone; a trailing `&...` an entity could still extend) and
+the last word is dropped (what follows could change it, e.g. an email address it starts),
+cleaning a prefix yields a prefix of the whole text's cleaning, except its very last
+character (a `<` that the next one would turn into `‹`). Once that holds `limit + 2`
+characters, `truncate` reads only characters the whole text shares; shorter, the prefix
+doubles, so the work stays linear in the input. tests/test_text.py checks this against a
+straightforward whole-text cleaner (hypothesis, and seeded realistic and hostile inputs).
 
 Upstream text is untrusted, so every step is linear in its input: each pattern either
 cannot backtrack (possessive quantifiers) or cannot cross a `<` (so the spans it scans
 from successive `<` never overlap), and unclosed blocks are found with `str.find`.
-tests/test_text.py holds the adversarial inputs and a straightforward oracle.
+tests/test_text.py holds the adversarial inputs, with a time bound.
 
 The result is plain text, never markup: entities are decoded once, and a `<` that would
 open a tag in HTML or Markdown (before a letter, `/`, `!` or `?`) becomes `‹`, whether
@@ -40,7 +50,10 @@ _EMAIL = re.compile(r"(?<![\w.+%-])[\w.+%-]++@[\w-]++(?:\.[\w-]++)*+")
 EMAIL_REMOVED = "[email removed]"
 _ELLIPSIS = "…"
 _INERT_LT = "‹"
-_SLACK = 10  # markup kept before cleaning, in multiples of `limit`
+# Cleaning a prefix gives a prefix of the whole text's cleaning but for this many last
+# characters (see the module docstring). A step whose effect at the cut reaches further
+# back (e.g. one that removes whole words) must raise it.
+_UNSTABLE_TAIL = 1
 
 
 def truncate(text: str, limit: int) -> str:
@@ -54,22 +67,41 @@ def truncate(text: str, limit: int) -> str:
     return cut.rstrip(" ,;:-") + _ELLIPSIS
 
 
-def _drop_hidden(markup: str) -> str:
-    """Comments, scripts and styles removed; one left open runs to the end, as in a browser."""
-    kept: list[str] = []
+def _hidden_blocks(markup: str) -> list[tuple[int, int]]:
+    """Where comments, scripts and styles lie, as (start, end) spans; one left open (no
+    closer, or a closing tag with no `>`) runs to the end, as in a browser."""
+    found = _HIDDEN_OPEN.search(markup)
+    if found is None:  # the common case: no lower-casing
+        return []
+    spans: list[tuple[int, int]] = []
     lowered = markup.lower()
-    position = 0
-    while (found := _HIDDEN_OPEN.search(markup, position)) is not None:
-        kept.append(markup[position : found.start()])
+    while found is not None:
         closer = _HIDDEN_CLOSE[found.group().lower()]
         end = lowered.find(closer, found.end())
         if end < 0:
-            return "".join(kept)
+            spans.append((found.start(), len(markup)))
+            break
         position = end + len(closer)
         if closer != "-->":  # `</script ...>`: skip to the end of the closing tag
             gt = markup.find(">", position)
-            position = len(markup) if gt < 0 else gt + 1
-        kept.append(" ")
+            if gt < 0:
+                spans.append((found.start(), len(markup)))
+                break
+            position = gt + 1
+        spans.append((found.start(), position))
+        found = _HIDDEN_OPEN.search(markup, position)
+    return spans
+
+
+def _drop_hidden(markup: str, spans: list[tuple[int, int]]) -> str:
+    """`markup` with the `spans` of `_hidden_blocks` replaced by a space (none left open)."""
+    kept: list[str] = []
+    position = 0
+    for start, end in spans:
+        kept.append(markup[position:start])
+        if end < len(markup):
+            kept.append(" ")
+        position = end
     kept.append(markup[position:])
     return "".join(kept)
 
@@ -79,29 +111,72 @@ def _drop_open_tag_at_end(markup: str) -> str:
     return markup[:start] if start >= 0 and ">" not in markup[start:] else markup
 
 
-def plain_text(markup: str, limit: int) -> str:
-    """Markup, entities and email addresses removed (each address becomes `EMAIL_REMOVED`),
-    white space folded, at most `limit` characters."""
-    if len(markup) > limit * _SLACK:
-        markup = _drop_open_tag_at_end(markup[: limit * _SLACK])
-    if (
-        markup.isprintable()
-        and "<" not in markup
-        and "&" not in markup
-        and "  " not in markup
-        and "@" not in markup
-    ):
-        return truncate(markup.strip(), limit)  # already plain: titles, names, most text
+# What ends an entity reference for html.unescape: after the last `&` of a prefix, none of
+# these means the entity may go on past the cut.
+_ENTITY_END = re.compile(r"[\t\n\f <&;]")
+
+
+def _drop_open_entity_at_end(text: str) -> str:
+    start = text.rfind("&")
+    if start < 0 or _ENTITY_END.search(text, start + 1) is not None:
+        return text
+    return text[:start]
+
+
+def _clean(markup: str, *, prefix: bool) -> str:
+    """`markup` as plain text, folded, not truncated. `prefix`: markup is a cut of a longer
+    text, so a tag or an entity the cut may have split is left out."""
+    spans = _hidden_blocks(markup) if "<" in markup else []
+    if prefix:
+        # A block still open at the cut may close beyond it, and what precedes it (a `<`
+        # whose `>` lies beyond the block) too: clean only what comes before it.
+        if spans and spans[-1][1] == len(markup):
+            markup, spans = markup[: spans[-1][0]], spans[:-1]
+        markup = _drop_open_tag_at_end(markup)
+        spans = [(start, end) for start, end in spans if end <= len(markup)]
     if "<" in markup:
-        markup = _drop_hidden(markup)
+        if spans:
+            markup = _drop_hidden(markup, spans)
         markup = _BREAK.sub("\n", markup)
+        if prefix:  # a `<` left open once the breaks are gone may close beyond the cut
+            markup = _drop_open_tag_at_end(markup)
         markup = _TAG.sub("", markup)  # inline tags (b, a, span) sit inside words
     if "&" in markup:
+        if prefix:
+            markup = _drop_open_entity_at_end(markup)
         markup = html.unescape(markup)
     if "<" in markup:
         markup = _TAG_OPENER.sub(_INERT_LT, markup)
     if "@" in markup:  # after decoding, so `hello&#64;example.com` is caught too
         markup = _EMAIL.sub(EMAIL_REMOVED, markup)
-    lines = _CONTROL.sub("", markup).replace("\r\n", "\n").split("\n")
-    text = "\n".join(folded for line in lines if (folded := " ".join(line.split())))
-    return truncate(text, limit)
+    markup = _CONTROL.sub("", markup)
+    if "\n" not in markup:
+        text = " ".join(markup.split())
+    else:
+        lines = markup.replace("\r\n", "\n").split("\n")
+        text = "\n".join(folded for line in lines if (folded := " ".join(line.split())))
+    if prefix:
+        # Its last word may go on beyond the cut, and what follows can change it (a tag
+        # or an entity that ends it, an email address it starts): keep whole words only.
+        text = text[: max(text.rfind(" "), text.rfind("\n"), 0)]
+    return text
+
+
+def plain_text(markup: str, limit: int) -> str:
+    """Markup, entities and email addresses removed (each address becomes `EMAIL_REMOVED`),
+    white space folded, at most `limit` characters."""
+    if (
+        "<" not in markup
+        and "&" not in markup
+        and "  " not in markup
+        and "@" not in markup
+        and markup.isprintable()
+    ):
+        return truncate(markup.strip(), limit)  # already plain: titles, names, most text
+    size = 2 * limit + 64  # enough for most descriptions' markup at once
+    while size < len(markup):
+        text = _clean(markup[:size], prefix=True)
+        if len(text) >= limit + 1 + _UNSTABLE_TAIL:
+            return truncate(text, limit)
+        size *= 2
+    return truncate(_clean(markup, prefix=False), limit)

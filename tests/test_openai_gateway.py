@@ -756,3 +756,28 @@ def test_simple_chat_needs_the_callers_credential(served: Served, fake: FakeOpen
     reply = httpx.post(served.origin + "/openai/chat", json={"prompt": "x"})
     assert reply.status_code == 401 and reply.json()["error"]["code"] == "unauthorized"
     assert fake.seen == []
+
+
+def test_many_long_streams_at_once_all_complete(served: Served, fake: FakeOpenAI) -> None:
+    # Each stream lasts longer than OPENAI_TIMEOUT (2 s here) and holds its upstream
+    # connection throughout: a connection pool of 100 left callers 101+ waiting for one
+    # until the timeout, and they got 504 (800 of 1,000 in the throughput bench).
+    chunks = [chat_chunk(str(n)) for n in range(6)] + [b"data: [DONE]\n\n"]
+    fake.reset(lambda seen: Answer(headers=SSE, chunks=chunks, pause=0.5))
+
+    async def one(client: httpx.AsyncClient) -> tuple[int, bytes]:
+        answer = await client.post(
+            served.origin + "/openai/v1/chat/completions",
+            json={"model": "m", "stream": True},
+            headers={"api-key": SECRET},
+        )
+        return answer.status_code, answer.content
+
+    async def main() -> list[tuple[int, bytes]]:
+        limits = httpx.Limits(max_connections=None)
+        async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+            return await asyncio.gather(*(one(client) for _ in range(130)))
+
+    answers = asyncio.run(main())
+    assert [status for status, _ in answers] == [200] * 130
+    assert all(body.endswith(b"data: [DONE]\n\n") for _, body in answers)

@@ -46,8 +46,11 @@ class OpenAIUpstream:
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
+            # No bound on open connections: a streamed answer holds its connection for the
+            # whole generation, so a pool of N would queue caller N+1 behind the others'
+            # streams until OPENAI_TIMEOUT (504). Callers are bounded where they connect.
             transport = self._transport or httpx.AsyncHTTPTransport(
-                limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+                limits=httpx.Limits(max_connections=None, max_keepalive_connections=100),
                 trust_env=False,
             )
             self._client = httpx.AsyncClient(
