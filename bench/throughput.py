@@ -455,14 +455,77 @@ class Servers:
         return target, f"http://127.0.0.1:{port}"
 
 
-def proxy_env(upstream: str, body: str, openai_base: str) -> dict[str, str]:
+def proxy_env(
+    upstream: str, body: str, openai_base: str, data: Path, **extra: str
+) -> dict[str, str]:
     return {
         "LISTEN_API_KEY": "bench-upstream-key",
         "LISTEN_API_BASE_URL": f"{upstream}/{body}/api/v2",
         "CHATGPT_SECRET": SECRET,
         "OPENAI_API_KEY": "bench-upstream-key",
         "OPENAI_BASE_URL": openai_base,
+        # Its own store (the default SQLite file) in the run's folder, and a rate the bench
+        # never reaches: the limiter's round trip is measured, never its refusals.
+        "DATA_DIR": str(data),
+        "RATE_LIMIT_RPM": "1000000",
+        **extra,
     }
+
+
+@contextlib.contextmanager
+def redis_server(work: Path) -> Iterator[str]:
+    """A throwaway redis-server on loopback (Debian's package, as the tests use)."""
+    if shutil.which("redis-server") is None:
+        sys.exit(
+            "--keys needs redis-server: apt-get install redis-server (python3 dev.py test does)"
+        )
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(work),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+                break
+            time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def managed_key(store_url: str, data: Path) -> str:
+    """A key created with the project's own command, on `store_url`."""
+    command = [
+        sys.executable,
+        "-m",
+        "app",
+        "keys",
+        "create",
+        "--name",
+        "bench",
+        "--rpm",
+        "1000000",
+        "--json",
+    ]
+    env = {**os.environ, "STORE_URL": store_url, "DATA_DIR": str(data)}
+    out = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, check=True)
+    key: str = json.loads(out.stdout)["key"]
+    return key
 
 
 def start_targets(
@@ -473,10 +536,31 @@ def start_targets(
     baseline: Path | None,
     with_chat: bool,
     plain_httptools: bool = False,
+    redis_url: str | None = None,
 ) -> dict[str, str]:
     """Every target of the rounds; returns each target's floor (podcast and chat)."""
     bearer = f"Bearer {SECRET}"
     floor_of: dict[str, str] = {}
+    if redis_url is not None:  # the limiter's cost: the static secret, a key on each store
+        for name, store in (("key-sqlite", None), ("key-redis", redis_url)):
+            data = servers.work / name
+            url = store or f"sqlite:///{data / 'state.db'}"
+            key = managed_key(url, data)
+            env = proxy_env(upstream, bodies[0], f"{upstream}/v1", data, STORE_URL=url)
+            target, base = servers.start(
+                name,
+                SERVE,
+                {**env, "CACHE_ENABLED": "false"},
+                auth=f"Bearer {key}",
+                probe=SEARCH + "&q=x",
+            )
+            target.search[bodies[0]] = base + SEARCH
+        data = servers.work / "static-nocache"
+        env = proxy_env(upstream, bodies[0], f"{upstream}/v1", data, CACHE_ENABLED="false")
+        target, base = servers.start(
+            "static-nocache", SERVE, env, auth=bearer, probe=SEARCH + "&q=x"
+        )
+        target.search[bodies[0]] = base + SEARCH
     proxies = [("proxy", ROOT, SERVE)]
     if baseline:
         proxies.append(("baseline", baseline, SERVE))
@@ -487,7 +571,7 @@ def start_targets(
             target, base = servers.start(
                 f"{name}-{body}",
                 launch,
-                proxy_env(upstream, body, f"{upstream}/v1"),
+                proxy_env(upstream, body, f"{upstream}/v1", servers.work / f"{name}-{body}"),
                 auth=bearer,
                 probe=SEARCH + "&q=x",
                 root=root,
@@ -757,6 +841,12 @@ def main() -> int:
         "--baseline", type=Path, help="also run the proxy from this checkout, same rounds"
     )
     parser.add_argument(
+        "--keys",
+        action="store_true",
+        help="also run the proxy with a managed key on SQLite and on Redis, and with the "
+        "static secret, all with the cache off (the limiter's cost; issue 10)",
+    )
+    parser.add_argument(
         "--plain-httptools",
         action="store_true",
         help="also run the proxy under uvicorn's plain httptools protocol (no head bounds)",
@@ -777,6 +867,7 @@ def main() -> int:
         with nginx(work, free_port()) as upstream:
             with contextlib.ExitStack() as stack:
                 servers = Servers(stack, work)
+                redis_url = stack.enter_context(redis_server(work)) if args.keys else None
                 floor_of = start_targets(
                     servers,
                     upstream,
@@ -785,6 +876,7 @@ def main() -> int:
                     args.baseline,
                     "chat" in only,
                     args.plain_httptools,
+                    redis_url,
                 )
                 cells = build_cells(servers.targets, only, bodies)
                 if args.workloads:
