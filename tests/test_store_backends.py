@@ -62,7 +62,7 @@ def test_sqlite_url_paths_are_relative_after_three_slashes_absolute_after_four(
     [
         ("sqlite:///x.db", ("redis", "boto3", "botocore")),
         ("redis://127.0.0.1:1/0", ("boto3", "botocore")),
-        ("dynamodb://t?region=eu-west-1", ("redis",)),
+        ("dynamodb://t?region=eu-west-1", ("redis", "boto3", "botocore")),
     ],
 )
 def test_backends_import_only_their_own_client(url: str, absent: tuple[str, ...]) -> None:

@@ -115,11 +115,7 @@ class DynamoApi:
         DynamoFailure when it cannot be reached, or no credentials are found.
         """
         body = json.dumps(request, separators=(",", ":")).encode()
-        fixed = {
-            "Content-Type": _CONTENT_TYPE,
-            "X-Amz-Target": _TARGET + operation,
-            "Accept-Encoding": "identity",  # x-amz-crc32 is of the body as sent
-        }
+        fixed = {"Content-Type": _CONTENT_TYPE, "X-Amz-Target": _TARGET + operation}
         failure: DynamoFailure = DynamoFailure("no attempt made")
         for attempt in range(self.attempts):
             if attempt:
@@ -138,6 +134,7 @@ class DynamoApi:
                 service="dynamodb",
                 now=datetime.now(UTC),
             )
+            headers["Accept-Encoding"] = "identity"  # unsigned; x-amz-crc32 is of the raw body
             try:
                 response = await self._http().post(self.url, content=body, headers=headers)
             except httpx.HTTPError as exc:
