@@ -323,3 +323,22 @@ def test_serving_a_request_with_keys_on_dynamodb_imports_neither_boto3_nor_botoc
     assert done.stdout.split() == ["200"]  # served with the key, and nothing else imported
     [day] = keys_cli(url, "usage", keys_cli(url, "list")[0]["id"])
     assert day["requests"] == 1  # the request was counted on DynamoDB
+
+
+def test_a_key_seen_once_is_touched_in_one_round_trip(recorder: Recorder) -> None:
+    from app.store import KeyRecord
+    from app.stores.dynamodb import _key_item
+
+    record = KeyRecord("key_abc", "d" * 64, "n", "lnp_abcd", "wxyz", NOW)
+
+    async def scenario() -> None:
+        store = store_on(recorder)
+        recorder.replies[:] = [Reply(body={"Item": _key_item(record)})]
+        assert await store.key_by_digest("d" * 64) == record
+        await store.touch("key_abc", NOW + 60)
+        await store.aclose()
+
+    asyncio.run(scenario())
+    targets = [seen.headers["X-Amz-Target"].split(".")[1] for seen in recorder.seen]
+    assert targets == ["GetItem", "UpdateItem"]  # no KID# read: the digest was known
+    assert json.loads(recorder.seen[1].body)["Key"]["pk"] == {"S": "KEY#" + "d" * 64}

@@ -75,6 +75,9 @@ class DynamoStore:
         self._tat_seen: dict[str, int] = {}
         self._requests_seen: dict[tuple[str, str], int] = {}
         self._day_spent: dict[tuple[str, str], int] = {}
+        # A key id names one digest for the key's life: once seen, `touch` and `revoke`
+        # need no KID# read (a round trip on each key's first request in a process).
+        self._digests: dict[str, str] = {}
 
     async def _call(self, operation: str, *, table: bool = True, **params: Any) -> Any:
         """DynamoDB's answer to `operation` on the table (`table=False`: a transaction,
@@ -103,10 +106,15 @@ class DynamoStore:
                 {"Put": {"TableName": self.table, "Item": index}},
             ],
         )
+        self._digests[record.key_id] = record.digest
 
     async def key_by_digest(self, digest: str) -> KeyRecord | None:
         item = await self._get(f"KEY#{digest}", "META")
-        return _key_record(digest, item) if item else None
+        if not item:
+            return None
+        record = _key_record(digest, item)
+        self._digests[record.key_id] = digest
+        return record
 
     async def key_by_id(self, key_id: str) -> KeyRecord | None:
         digest = await self._digest(key_id)
@@ -124,8 +132,14 @@ class DynamoStore:
         await self._update_key(key_id, "SET last_used = :t", now)
 
     async def _digest(self, key_id: str) -> str | None:
+        if key_id in self._digests:
+            return self._digests[key_id]
         item = await self._get(f"KID#{key_id}", "META")
-        return item["digest"]["S"] if item else None
+        if not item:
+            return None
+        digest: str = item["digest"]["S"]
+        self._digests[key_id] = digest
+        return digest
 
     async def _update_key(self, key_id: str, expression: str, now: float) -> bool:
         digest = await self._digest(key_id)
