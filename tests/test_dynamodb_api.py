@@ -286,6 +286,9 @@ def test_dynamo_error_is_retryable_only_for_5xx_and_throttling() -> None:
     assert not DynamoError(400, "ResourceNotFoundException", "", None).retryable
     assert DynamoApi("cn-north-1").url == "https://dynamodb.cn-north-1.amazonaws.com.cn"
     assert DynamoApi("eu-west-1").url == "https://dynamodb.eu-west-1.amazonaws.com"
+    for region in ("eu-west-1.attacker.example/", "eu-west-1@attacker.example", "", "-x"):
+        with pytest.raises(ValueError, match="region"):  # the signed request's host
+            DynamoApi(region)
 
 
 def test_serving_a_request_with_keys_on_dynamodb_imports_neither_boto3_nor_botocore(

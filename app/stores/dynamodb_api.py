@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import re
 import zlib
 from datetime import UTC, datetime
 from typing import Any
@@ -30,6 +31,7 @@ from app.aws import CredentialChain, Credentials, NoCredentials, sign
 __all__ = ["DynamoApi", "DynamoError", "DynamoFailure", "endpoint_for"]
 
 _TARGET = "DynamoDB_20120810."
+_REGION = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?", re.IGNORECASE)  # botocore's
 # Operations that change nothing: sent again after any transport failure.
 _READS = {"GetItem", "Query", "Scan", "BatchGetItem", "TransactGetItems", "DescribeTable"}
 # Failures before the request was sent: any operation is sent again.
@@ -65,7 +67,10 @@ class DynamoError(DynamoFailure):
 
 
 def endpoint_for(region: str) -> str:
-    """DynamoDB's public endpoint in `region` (the aws and aws-cn partitions)."""
+    """DynamoDB's public endpoint in `region` (the aws and aws-cn partitions). ValueError if
+    `region` is not a region's name (it becomes part of the host that gets the credentials)."""
+    if not _REGION.fullmatch(region):
+        raise ValueError("the DynamoDB region must be a region's name, like eu-west-1")
     domain = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
     return f"https://dynamodb.{region}.{domain}"
 
