@@ -1,8 +1,9 @@
 """AWS requests without boto3: credentials, and Signature Version 4 for JSON-protocol APIs.
 
-boto3 and its client cost about 150 ms of a Lambda cold start; the DynamoDB store needs only
-one signed POST per operation (app/stores/dynamodb_api.py). tests/test_aws.py proves the
-signer against botocore's own `SigV4Auth` and AWS's published test vectors.
+boto3 and its client cost about 90 ms of a cold start (bench/cold_start.py); the DynamoDB
+store needs only one signed POST per operation (app/stores/dynamodb_api.py).
+tests/test_aws.py proves the signer against botocore's own `SigV4Auth` and AWS's published
+test vectors.
 
 Credentials: the environment first (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
 `AWS_SESSION_TOKEN`: what the Lambda runtime sets for the function's role), read on every

@@ -156,7 +156,7 @@ def test_what_reaches_the_wire_is_signed_as_botocore_signs_it(recorder: Recorder
     assert base64.b64decode(item["Item"]["v"]["B"]) == b"\x00\xffvalue"
 
 
-def test_5xx_throttling_and_a_bad_checksum_are_tried_twice(recorder: Recorder) -> None:
+def test_5xx_and_throttling_are_tried_twice_a_bad_checksum_for_reads(recorder: Recorder) -> None:
     throttled = Reply(400, {"__type": "com.amazonaws.dynamodb.v20120810#ThrottlingException"})
 
     async def scenario() -> None:
@@ -164,14 +164,18 @@ def test_5xx_throttling_and_a_bad_checksum_are_tried_twice(recorder: Recorder) -
         recorder.replies[:] = [Reply(500, {"__type": "InternalServerError"}), Reply()]
         assert await store.kv_get("k", NOW) is None
         recorder.replies[:] = [Reply(crc=1), Reply()]
-        assert await store.kv_get("k", NOW) is None
+        assert await store.kv_get("k", NOW) is None  # a read: asked again
+        recorder.replies[:] = [Reply(crc=1), Reply()]
+        with pytest.raises(StoreUnavailable, match="CRC32"):
+            await store.kv_put("k", b"v", 60, NOW)  # a write: applied once, not again
+        recorder.replies.clear()
         recorder.replies[:] = [throttled, throttled, Reply()]
         with pytest.raises(StoreUnavailable, match="dynamodb: UpdateItem: ThrottlingException"):
             await store.record("s", NOW, Usage(refused=1))
         await store.aclose()
 
     asyncio.run(scenario())
-    assert len(recorder.seen) == 2 + 2 + 2  # the third answer was never asked for
+    assert len(recorder.seen) == 2 + 2 + 1 + 2  # the third answer was never asked for
     # Each attempt is signed afresh: the same request, a valid signature each time.
     for seen in recorder.seen:
         expected = botocore_authorization(seen, recorder.endpoint, "eu-west-1", SECRET_KEY)

@@ -1,5 +1,5 @@
 """The store on DynamoDB, for AWS Lambda: one table (`pk`, `sk`; TTL on `ttl`), through
-DynamoDB's JSON API over httpx (app/stores/dynamodb_api.py: boto3 would cost ~150 ms of a
+DynamoDB's JSON API over httpx (app/stores/dynamodb_api.py: boto3 would cost ~90 ms of a
 cold start).
 
     item               pk                 sk               attributes

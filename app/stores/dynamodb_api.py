@@ -1,17 +1,17 @@
 """DynamoDB's JSON protocol over httpx, for app/stores/dynamodb.py: what boto3's low-level
-client did for it, without boto3's import and client build (about 150 ms of a Lambda cold
+client did for it, without boto3's import and client build (about 90 ms of a cold
 start).
 
 One operation is one `POST /` of `{"TableName": …, …}` (the same typed attributes boto3's
 client takes: `{"S": …}`, `{"N": "…"}`, `{"B": base64}`) with `X-Amz-Target:
 DynamoDB_20120810.<Operation>`, signed with SigV4 (app/aws.py). As boto3's config did: 1 s
-connect and read timeouts, and two attempts when the connection fails, the answer is a 5xx
-or a throttling error, or its `x-amz-crc32` does not match the body. Unlike boto3, a write
-whose request may have reached DynamoDB without an answer (a read timeout, a dropped
-connection) is not sent again: the store's writes are counters and conditional puts and
-deletes, which a second try would apply twice or answer wrongly (a key-value entry taken
-by the first try, reported absent by the second). That write fails instead (the store's
-StoreUnavailable: callers fail closed).
+connect and read timeouts, and two attempts when the connection fails or the answer is a
+5xx or a throttling error. Unlike boto3, a write whose request may have reached DynamoDB
+without a readable answer (a read timeout, a dropped connection, an `x-amz-crc32` that
+does not match the body) is not sent again; a read is. The store's writes are counters and
+conditional puts and deletes, which a second try would apply twice or answer wrongly (a
+key-value entry taken by the first try, reported absent by the second): such a write fails
+instead (the store's StoreUnavailable; callers fail closed).
 """
 
 from __future__ import annotations
@@ -158,7 +158,9 @@ class DynamoApi:
                 if not exc.retryable:
                     raise
                 failure = exc
-            except DynamoFailure as exc:
+            except DynamoFailure as exc:  # an answer, but garbled: a write was applied
+                if operation not in _READS:
+                    raise
                 failure = exc
         raise failure
 
