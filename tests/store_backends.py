@@ -13,7 +13,7 @@ import pytest
 
 from app.store import Store
 
-__all__ = ["BACKENDS", "Backend", "create_table", "open_backend"]
+__all__ = ["BACKENDS", "Backend", "count_items", "create_table", "open_backend"]
 
 BACKENDS = ["sqlite", "redis", "dynamodb"]
 _tables = itertools.count(1)
@@ -78,3 +78,11 @@ def create_table(endpoint: str, table: str) -> None:
     client.update_time_to_live(
         TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": "ttl"}
     )
+
+
+def count_items(endpoint: str, table: str) -> int:
+    """How many items `table` holds, expired ones included (moto never deletes them)."""
+    import boto3
+
+    client = boto3.client("dynamodb", region_name="us-east-1", endpoint_url=endpoint)
+    return int(client.scan(TableName=table, Select="COUNT")["Count"])

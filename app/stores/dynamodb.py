@@ -1,5 +1,6 @@
-"""The store on DynamoDB, for AWS Lambda: one table (`pk`, `sk`; TTL on `ttl`), boto3's
-client called through `asyncio.to_thread` (Lambda ships boto3; aiobotocore lags it).
+"""The store on DynamoDB, for AWS Lambda: one table (`pk`, `sk`; TTL on `ttl`), through
+DynamoDB's JSON API over httpx (app/stores/dynamodb_api.py: boto3 would cost ~90 ms of a
+cold start).
 
     item               pk                 sk               attributes
     key record         KEY#<digest>       META             key_id, name, … (KeyRecord)
@@ -29,14 +30,10 @@ client called through `asyncio.to_thread` (Lambda ships boto3; aiobotocore lags 
 
 from __future__ import annotations
 
-import asyncio
+import base64
 import time
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any, TypeVar
-
-import boto3
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 from app.store import (
     Decision,
@@ -48,10 +45,10 @@ from app.store import (
     check_kv,
 )
 from app.stores import limiter
+from app.stores.dynamodb_api import DynamoApi, DynamoError, DynamoFailure
 
 __all__ = ["USAGE_DAYS", "DynamoStore"]
 
-T = TypeVar("T")
 USAGE_DAYS = 400
 _STATE_TTL = 62 * 86_400
 _USAGE_FIELDS = (
@@ -74,28 +71,26 @@ class DynamoStore:
 
     def __init__(self, table: str, *, region: str, endpoint: str | None = None) -> None:
         self.table = table
-        config = Config(
-            connect_timeout=1,
-            read_timeout=1,
-            retries={"max_attempts": 2},
-            max_pool_connections=64,
-        )
-        self._client: Any = boto3.session.Session().client(
-            "dynamodb", region_name=region, endpoint_url=endpoint, config=config
-        )
+        self._api = DynamoApi(region, endpoint)
         self._tat_seen: dict[str, int] = {}
         self._requests_seen: dict[tuple[str, str], int] = {}
         self._day_spent: dict[tuple[str, str], int] = {}
+        # A key id names one digest for the key's life: once seen, `touch` and `revoke`
+        # need no KID# read (a round trip on each key's first request in a process).
+        self._digests: dict[str, str] = {}
 
-    async def _call(self, operation: str, **kwargs: Any) -> Any:
+    async def _call(self, operation: str, *, table: bool = True, **params: Any) -> Any:
+        """DynamoDB's answer to `operation` on the table (`table=False`: a transaction,
+        whose items name it). A failed condition raises _ConditionFailed; anything else
+        that goes wrong, StoreUnavailable."""
+        request = {"TableName": self.table, **params} if table else params
         try:
-            method: Callable[..., Any] = getattr(self._client, operation)
-            return await asyncio.to_thread(method, TableName=self.table, **kwargs)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                raise
-            raise StoreUnavailable(f"dynamodb: {operation}: {_error(exc)}") from None
-        except BotoCoreError as exc:
+            return await self._api.call(operation, request)
+        except DynamoError as exc:
+            if exc.code == "ConditionalCheckFailedException":
+                raise _ConditionFailed(exc.item or {}) from None
+            raise StoreUnavailable(f"dynamodb: {operation}: {exc}") from None
+        except DynamoFailure as exc:
             raise StoreUnavailable(f"dynamodb: {operation}: {exc}") from None
 
     # -- keys -----------------------------------------------------------------------------
@@ -103,20 +98,23 @@ class DynamoStore:
     async def put_key(self, record: KeyRecord) -> None:
         item = {"pk": _s(f"KEY#{record.digest}"), "sk": _s("META"), **_key_item(record)}
         index = {"pk": _s(f"KID#{record.key_id}"), "sk": _s("META"), "digest": _s(record.digest)}
-        try:
-            await asyncio.to_thread(
-                self._client.transact_write_items,
-                TransactItems=[
-                    {"Put": {"TableName": self.table, "Item": item}},
-                    {"Put": {"TableName": self.table, "Item": index}},
-                ],
-            )
-        except (ClientError, BotoCoreError) as exc:
-            raise StoreUnavailable(f"dynamodb: TransactWriteItems: {_error(exc)}") from None
+        await self._call(
+            "TransactWriteItems",
+            table=False,
+            TransactItems=[
+                {"Put": {"TableName": self.table, "Item": item}},
+                {"Put": {"TableName": self.table, "Item": index}},
+            ],
+        )
+        self._digests[record.key_id] = record.digest
 
     async def key_by_digest(self, digest: str) -> KeyRecord | None:
         item = await self._get(f"KEY#{digest}", "META")
-        return _key_record(digest, item) if item else None
+        if not item:
+            return None
+        record = _key_record(digest, item)
+        self._digests[record.key_id] = digest
+        return record
 
     async def key_by_id(self, key_id: str) -> KeyRecord | None:
         digest = await self._digest(key_id)
@@ -134,8 +132,14 @@ class DynamoStore:
         await self._update_key(key_id, "SET last_used = :t", now)
 
     async def _digest(self, key_id: str) -> str | None:
+        if key_id in self._digests:
+            return self._digests[key_id]
         item = await self._get(f"KID#{key_id}", "META")
-        return item["digest"]["S"] if item else None
+        if not item:
+            return None
+        digest: str = item["digest"]["S"]
+        self._digests[key_id] = digest
+        return digest
 
     async def _update_key(self, key_id: str, expression: str, now: float) -> bool:
         digest = await self._digest(key_id)
@@ -143,18 +147,18 @@ class DynamoStore:
             return False
         try:
             await self._call(
-                "update_item",
+                "UpdateItem",
                 Key={"pk": _s(f"KEY#{digest}"), "sk": _s("META")},
                 UpdateExpression=expression,
                 ConditionExpression="attribute_exists(pk)",
                 ExpressionAttributeValues={":t": _n(now)},
             )
-        except ClientError:
+        except _ConditionFailed:
             return False
         return True
 
     async def _get(self, pk: str, sk: str) -> dict[str, Any] | None:
-        answer = await self._call("get_item", Key={"pk": _s(pk), "sk": _s(sk)}, ConsistentRead=True)
+        answer = await self._call("GetItem", Key={"pk": _s(pk), "sk": _s(sk)}, ConsistentRead=True)
         item: dict[str, Any] | None = answer.get("Item")
         return item
 
@@ -165,7 +169,7 @@ class DynamoStore:
             "ExpressionAttributeValues": {k: _s(v) for k, v in values.items()},
         }
         while True:
-            page = await self._call("scan", **kwargs)
+            page = await self._call("Scan", **kwargs)
             items += page.get("Items", [])
             if "LastEvaluatedKey" not in page:
                 return items
@@ -188,14 +192,14 @@ class DynamoStore:
             update = self._gcra_branch(busy, now, now_us, inc, month, limits)
             try:
                 answer = await self._call(
-                    "update_item",
+                    "UpdateItem",
                     Key=state_key,
                     ReturnValues="ALL_NEW",
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
                     **update,
                 )
-            except ClientError as exc:
-                old = exc.response.get("Item", {})
+            except _ConditionFailed as exc:
+                old = exc.item
                 tokens = _int(old.get(f"m#{month}"))
                 tat = _int(old.get("tat")) if "tat" in old else None
                 self._tat_seen[subject] = tat or 0
@@ -218,7 +222,7 @@ class DynamoStore:
         requests = await self._count_request(subject, day, now, limits)
         if requests is None:  # the daily quota is spent: give the rate back
             await self._call(
-                "update_item",
+                "UpdateItem",
                 Key=state_key,
                 UpdateExpression="ADD tat :back",
                 ExpressionAttributeValues={":back": _n(-inc)},
@@ -270,8 +274,8 @@ class DynamoStore:
             kwargs["ConditionExpression"] = "attribute_not_exists(requests) OR requests < :max"
             kwargs["ExpressionAttributeValues"][":max"] = _n(limits.daily_requests)
         try:
-            answer = await self._call("update_item", **kwargs)
-        except ClientError:
+            answer = await self._call("UpdateItem", **kwargs)
+        except _ConditionFailed:
             return None
         return _int(answer["Attributes"]["requests"])
 
@@ -283,7 +287,7 @@ class DynamoStore:
             expression += " ADD " + ", ".join(f"{f} :{f}" for f in adds)
         values = {f":{f}": _n(v) for f, v in adds.items()}
         await self._call(
-            "update_item",
+            "UpdateItem",
             Key={"pk": _s(f"RL#{subject}"), "sk": _s(f"D#{day}")},
             UpdateExpression=expression,
             ExpressionAttributeNames={"#ttl": "ttl"},
@@ -292,7 +296,7 @@ class DynamoStore:
         tokens = usage.prompt_tokens + usage.completion_tokens
         if tokens:
             await self._call(
-                "update_item",
+                "UpdateItem",
                 Key={"pk": _s(f"RL#{subject}"), "sk": _s("STATE")},
                 UpdateExpression="ADD #m :n SET #ttl = :ttl",
                 ExpressionAttributeNames={"#m": f"m#{month}", "#ttl": "ttl"},
@@ -336,7 +340,7 @@ class DynamoStore:
         }
         pages = []
         while True:
-            page = await self._call("query", **kwargs)
+            page = await self._call("Query", **kwargs)
             pages += page.get("Items", [])
             if "LastEvaluatedKey" not in page:
                 return iter(pages)
@@ -345,45 +349,47 @@ class DynamoStore:
     # -- key-value ------------------------------------------------------------------------
 
     async def kv_put(self, key: str, value: bytes, ttl: float, now: float) -> None:
-        await self._call("put_item", Item=_kv_item(key, value, ttl, now))
+        await self._call("PutItem", Item=_kv_item(key, value, ttl, now))
 
     async def kv_add(self, key: str, value: bytes, ttl: float, now: float) -> bool:
         try:
             await self._call(
-                "put_item",
+                "PutItem",
                 Item=_kv_item(key, value, ttl, now),
                 ConditionExpression="attribute_not_exists(pk) OR #exp <= :now",
                 ExpressionAttributeNames={"#exp": "exp"},
                 ExpressionAttributeValues={":now": _n(now)},
             )
-        except ClientError:  # a live entry is there
+        except _ConditionFailed:  # a live entry is there
             return False
         return True
 
     async def kv_get(self, key: str, now: float) -> bytes | None:
-        answer = await self._call("get_item", Key=_kv_key(key), ConsistentRead=True)
+        answer = await self._call("GetItem", Key=_kv_key(key), ConsistentRead=True)
         return _kv_live(answer.get("Item"), now)
 
     async def kv_take(self, key: str, now: float) -> bytes | None:
-        answer = await self._call("delete_item", Key=_kv_key(key), ReturnValues="ALL_OLD")
+        answer = await self._call("DeleteItem", Key=_kv_key(key), ReturnValues="ALL_OLD")
         return _kv_live(answer.get("Attributes"), now)
 
     async def kv_delete(self, key: str) -> None:
-        await self._call("delete_item", Key=_kv_key(key))
+        await self._call("DeleteItem", Key=_kv_key(key))
 
     async def aclose(self) -> None:
-        await asyncio.to_thread(self._client.close)
+        await self._api.aclose()
+
+
+class _ConditionFailed(Exception):
+    """A conditional write found its condition false; `item` is the old item when the
+    request asked for it (`ReturnValuesOnConditionCheckFailure`), else empty."""
+
+    def __init__(self, item: dict[str, Any]) -> None:
+        super().__init__("the condition failed")
+        self.item = item
 
 
 def _never() -> Decision:
     raise AssertionError("a spent daily quota always refuses")
-
-
-def _error(exc: Exception) -> str:
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        return f"{error.get('Code', 'error')}: {error.get('Message', '')}"
-    return str(exc)
 
 
 def _s(text: str) -> dict[str, str]:
@@ -406,13 +412,14 @@ def _kv_key(key: str) -> dict[str, Any]:
 def _kv_item(key: str, value: bytes, ttl: float, now: float) -> dict[str, Any]:
     check_kv(key, value)
     expires = now + ttl
-    return {**_kv_key(key), "v": {"B": value}, "exp": _n(expires), "ttl": _n(int(expires) + 1)}
+    v = {"B": base64.b64encode(value).decode()}  # binary attributes are base64 in JSON
+    return {**_kv_key(key), "v": v, "exp": _n(expires), "ttl": _n(int(expires) + 1)}
 
 
 def _kv_live(item: dict[str, Any] | None, now: float) -> bytes | None:
     if not item or float(item["exp"]["N"]) <= now:
         return None
-    return bytes(item["v"]["B"])
+    return base64.b64decode(item["v"]["B"])
 
 
 def _key_item(record: KeyRecord) -> dict[str, Any]:
