@@ -658,7 +658,7 @@ def hold_phase(
         proxy, base = servers.start(
             "proxy-streams",
             SERVE,
-            proxy_env(upstream, bodies[0], slow),
+            proxy_env(upstream, bodies[0], slow, work / "proxy-streams"),
             auth=bearer,
             probe=SEARCH + "&q=x",
         )
