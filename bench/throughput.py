@@ -739,7 +739,7 @@ def report(
         if cell.group == "podcast":
             floor_name = f"floor-{cell.body}"
         floor = medians.get(Cell(cell.group, cell.workload, cell.body, cell.conns, floor_name))
-        ratio = f"{result['rps'] / floor['rps']:7.2f}" if floor else f"{'':7}"
+        shown = f"{result['rps'] / floor['rps']:7.2f}" if floor else f"{'':7}"
         cpu_ratio = (
             f"{floor['cpu_us'] / result['cpu_us']:6.2f}"
             if floor and result["cpu_us"] and floor["cpu_us"]
@@ -748,7 +748,7 @@ def report(
         print(
             f"{cell.group:8} {cell.workload:9} {cell.body:9} {cell.conns:5d} {cell.target:17} "
             f"{result['rps']:8.0f} {result['p50_ms']:7.2f} {result['p99_ms']:7.2f} "
-            f"{result['errors']:6.0f} {_spread(runs[cell]):6.0%} {ratio} "
+            f"{result['errors']:6.0f} {_spread(runs[cell]):6.0%} {shown} "
             f"{result['cpu_us']:7.0f} {cpu_ratio}"
         )
     goals: list[tuple[str, float, float, bool]] = []
