@@ -7,17 +7,12 @@ import json
 import os
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
-import uvicorn
-
-from app.main import create_app
 from tests.conftest import OPENAI_KEY, make_settings
 from tests.fake_openai import FakeOpenAI
-from tests.live import ROOT, free_port
+from tests.live import ROOT, InThreadServer
 from tests.stub_upstream import StubUpstream
 
 _SETTINGS = ("STORE_", "DATA_DIR", "RATE_", "KEY_", "CHATGPT_", "LISTEN_", "OPENAI_")
@@ -40,7 +35,7 @@ def keys_cli(store_url: str, *args: str, check: bool = True) -> Any:
     return done
 
 
-class Served:
+class Served(InThreadServer):
     """The app (one process, this one) under uvicorn on loopback, its podcast upstream
     `stub` and its OpenAI upstream `fake`, with `overrides` to the settings."""
 
@@ -52,34 +47,7 @@ class Served:
             openai_timeout=3.0,
             **overrides,
         )
-        self.port = free_port()
-        config = uvicorn.Config(
-            create_app(settings),
-            host="127.0.0.1",
-            port=self.port,
-            log_config=None,
-            access_log=False,
-            lifespan="on",
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    @property
-    def origin(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> Served:
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("server did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
+        super().__init__(settings)
 
 
 def sqlite_url(folder: Path) -> str:

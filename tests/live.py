@@ -13,6 +13,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Self
 
 ROOT = Path(__file__).resolve().parent.parent
 _SETTINGS = (
@@ -93,3 +94,44 @@ def live_server(env: dict[str, str], log: Path) -> Iterator[LiveServer]:
             process.wait(10)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+class InThreadServer:
+    """`create_app(settings)` under uvicorn on a loopback port, in a thread of this process
+    (so a test can reach into the app, and a failing app shows its traceback here)."""
+
+    def __init__(self, settings: Any) -> None:
+        import threading
+
+        import uvicorn
+
+        from app.main import create_app
+
+        self.port = free_port()
+        config = uvicorn.Config(
+            create_app(settings),
+            host="127.0.0.1",
+            port=self.port,
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> Self:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("server did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)

@@ -8,7 +8,6 @@ import asyncio
 import http.client
 import inspect
 import json
-import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -16,12 +15,10 @@ from typing import Any
 import httpx
 import openai
 import pytest
-import uvicorn
 
-from app.main import create_app
 from tests.conftest import OPENAI_KEY, SECRET, make_settings
 from tests.fake_openai import Answer, FakeOpenAI, Seen, error_answer, json_answer
-from tests.live import free_port
+from tests.live import InThreadServer, free_port
 
 AUDIO = bytes(range(256)) * 64  # binary, every byte value
 UPLOAD = b"\x00\xff" + bytes(range(256)) * 40 + b"\r\n--not-a-boundary\r\n"
@@ -32,7 +29,7 @@ pytestmark = [
 ]
 
 
-class Served:
+class Served(InThreadServer):
     def __init__(self, fake: FakeOpenAI, **overrides: Any) -> None:
         settings = make_settings(
             openai_api_key=OPENAI_KEY,
@@ -42,34 +39,7 @@ class Served:
             openai_timeout=2.0,
             **overrides,
         )
-        self.port = free_port()
-        config = uvicorn.Config(
-            create_app(settings),
-            host="127.0.0.1",
-            port=self.port,
-            log_config=None,
-            access_log=False,
-            lifespan="on",
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    @property
-    def origin(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> Served:
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("server did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
+        super().__init__(settings)
 
 
 @pytest.fixture(scope="module")
