@@ -20,7 +20,6 @@ itself. Nothing here names a connector: scopes are the registry's connector name
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 import time
 from collections import OrderedDict
@@ -125,8 +124,7 @@ class Gate:
         # No I/O yet (the first operation connects); a malformed STORE_URL fails here.
         self._store = store if store is not None else open_store(self.store_url)
         self._rpm = settings.rate_limit_rpm
-        pepper = settings.key_pepper
-        self._pepper = pepper.get_secret_value().encode() if pepper is not None else None
+        self._pepper = settings.pepper
         self._clock = clock
         self._cache = _KeyCache(settings.key_cache_ttl)
         self._local = LocalLimiter()
@@ -238,7 +236,7 @@ class Gate:
         request.limits = decision
         if not decision.allowed:
             await self.record(caller.subject, Usage(refused=1))
-            raise _refusal(caller, decision, now)
+            raise _refusal(caller, decision)
         if caller.key_id is not None:
             self._touch(caller.key_id, now)
         return Admission(self, caller, decision)
@@ -320,26 +318,19 @@ class Gate:
         await self._store.aclose()
 
 
-def _refusal(caller: Caller, decision: Decision, now: float) -> LimitExceeded:
+def _refusal(caller: Caller, decision: Decision) -> LimitExceeded:
     who = "This key" if caller.key_id is not None else "This service's shared secret"
     if decision.reason == "rate_limited":
         wait = max(1, round(decision.retry_after + 0.499))
         message = f"{who} may make {decision.rpm} requests per minute. Retry in {wait} s."
         return LimitExceeded("rate_limited", message, decision.retry_after)
-    today = dt.datetime.fromtimestamp(now, dt.UTC)
+    # The store's quota refusal says when it reopens (the next UTC day or month).
     if decision.daily_limit is not None and not decision.daily_remaining:
         message = f"{who} has used its {decision.daily_limit} requests for today (UTC)."
-        tomorrow = (today + dt.timedelta(days=1)).replace(hour=0, minute=0, second=0)
-        fallback = tomorrow.timestamp() - now
     else:
-        limit = decision.monthly_tokens
-        message = f"{who} has used its {limit} tokens for this month (UTC)."
-        month = (today.replace(day=28) + dt.timedelta(days=4)).replace(
-            day=1, hour=0, minute=0, second=0
-        )
-        fallback = month.timestamp() - now
+        message = f"{who} has used its {decision.monthly_tokens} tokens for this month (UTC)."
     return LimitExceeded(
-        "quota_exceeded", message + " Retrying will not help.", decision.retry_after or fallback
+        "quota_exceeded", message + " Retrying will not help.", decision.retry_after
     )
 
 

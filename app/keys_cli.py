@@ -120,6 +120,7 @@ def _usage_json(days: Sequence[UsageDay]) -> list[dict[str, Any]]:
             "upstream_errors": d.upstream_errors,
             "prompt_tokens": d.prompt_tokens,
             "completion_tokens": d.completion_tokens,
+            "cache_saved": d.cache_saved,
         }
         for d in days
     ]
@@ -128,10 +129,9 @@ def _usage_json(days: Sequence[UsageDay]) -> list[dict[str, Any]]:
 async def _run(args: argparse.Namespace, settings: CoreSettings, store: Store) -> int:
     now = time.time()
     if args.action == "create":
-        pepper = settings.key_pepper
         made = new_key(
             args.name,
-            pepper=pepper.get_secret_value().encode() if pepper is not None else None,
+            pepper=settings.pepper,
             now=now,
             scopes=args.scopes or frozenset(),
             models=args.models or frozenset(),
@@ -149,7 +149,7 @@ async def _run(args: argparse.Namespace, settings: CoreSettings, store: Store) -
             print("Send it as 'Authorization: Bearer <key>' or in an 'api-key' header.")
         return 0
     if args.action == "list":
-        records = sorted(await store.list_keys(), key=lambda r: r.created)
+        records = await store.list_keys()  # oldest first, as every backend returns them
         if args.json:
             print(json.dumps([_public(r) for r in records]))
             return 0
@@ -186,11 +186,12 @@ async def _run(args: argparse.Namespace, settings: CoreSettings, store: Store) -
             print(f"No key {args.key_id}.", file=sys.stderr)
         return 0 if found else 1
     since = now - (args.days - 1) * 86_400
-    days = sorted(await store.usage(args.key_id, since), key=lambda d: (d.subject, d.day))
+    days = await store.usage(args.key_id, since)  # by caller, then day
     if args.json:
         print(json.dumps(_usage_json(days)))
         return 0
     header = ["caller", "day", "requests", "refused", "upstream errors", "prompt", "completion"]
+    header.append("saved by cache")
     rows = [
         [
             d.subject,
@@ -200,6 +201,7 @@ async def _run(args: argparse.Namespace, settings: CoreSettings, store: Store) -
             d.upstream_errors,
             d.prompt_tokens,
             d.completion_tokens,
+            d.cache_saved,
         ]
         for d in days
     ]

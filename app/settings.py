@@ -148,6 +148,11 @@ class CoreSettings(BaseSettings):
         return pepper
 
     @property
+    def pepper(self) -> bytes | None:
+        """`KEY_PEPPER` as the bytes the key digests are keyed with (None: plain SHA-256)."""
+        return self.key_pepper.get_secret_value().encode() if self.key_pepper else None
+
+    @property
     def store(self) -> str:
         """The store's URL: `STORE_URL`, else the SQLite file in `DATA_DIR`."""
         if self.store_url is not None:

@@ -145,7 +145,8 @@ class Store(Protocol):
 
     async def key_by_id(self, key_id: str) -> KeyRecord | None: ...
 
-    async def list_keys(self) -> Sequence[KeyRecord]: ...
+    async def list_keys(self) -> Sequence[KeyRecord]:
+        """Every key, oldest first."""
 
     async def revoke(self, key_id: str, now: float) -> bool:
         """Mark the key revoked at `now`; False if there is no such key."""
@@ -172,7 +173,8 @@ class Store(Protocol):
         `admit` counts admitted requests itself."""
 
     async def usage(self, subject: str | None, since: float) -> Sequence[UsageDay]:
-        """Usage per subject and day from the UTC day of `since` on; every subject if None."""
+        """Usage per subject and day from the UTC day of `since` on; every subject if None.
+        Ordered by subject, then day."""
 
     # A small key-value space with expiry, for the response cache and OAuth state.
     # Keys are the caller's own strings of at most KV_MAX_KEY bytes (they choose a prefix
