@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from app.operations import Operation
 
 __all__ = [
+    "connector_operation_id",
     "error_responses",
     "get_operation_paths",
     "inline_schema",
@@ -40,6 +41,11 @@ _WORDS = {
 _SMALL = {"a", "an", "and", "as", "at", "by", "for", "in", "of", "on", "or", "per", "the", "to"}
 _KEEP = ("description", "type", "format", "items", "properties", "required", "enum")
 _CONSTRAINTS = ("minimum", "maximum", "minLength", "maxLength", "pattern", "minItems", "maxItems")
+
+
+def connector_operation_id(operation: Operation) -> str:
+    """PascalCase with no `_` or `-`, as Power Platform wants: searchEpisodes -> SearchEpisodes."""
+    return operation.name[:1].upper() + operation.name[1:]
 
 
 def title_case(name: str) -> str:

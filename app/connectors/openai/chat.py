@@ -149,7 +149,7 @@ class SimpleChat:
         self.default_model = default_model
 
     async def __call__(self, request: Request) -> Response:
-        current_record().operation = "openai_chat"
+        current_record().operation = SIMPLE_CHAT.name
         try:
             caller = await self.gate.identify(request.headers, self.scopes)
         except ServiceError as error:
@@ -186,7 +186,7 @@ class SimpleChat:
         try:
             answer = await upstream.open(
                 "POST",
-                "/chat/completions",
+                SIMPLE_CHAT.upstream_path,
                 headers={"content-type": "application/json", "accept": "application/json"},
                 body=json.dumps(request).encode(),
             )

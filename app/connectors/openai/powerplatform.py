@@ -12,14 +12,22 @@ from __future__ import annotations
 from typing import Any
 
 from app.connectors.openai.chat import SIMPLE_CHAT
+from app.connectors.openai.connector import CHAT_PATH
+from app.connectors.openai.routes import PREFIXES
 from app.png import Image, encode
 from app.powerplatform import PowerPlatformConnector
-from app.swagger2 import error_responses, inline_schema, title_case, with_summaries
+from app.swagger2 import (
+    connector_operation_id,
+    error_responses,
+    inline_schema,
+    title_case,
+    with_summaries,
+)
 
-__all__ = ["ACTIONS", "LIST_MODELS", "connector", "paths"]
+__all__ = ["connector", "paths"]
 
 JSON = dict[str, Any]
-PREFIX = "/openai/v1"
+PREFIX = PREFIXES[0]
 LIST_MODELS = "ModelsGet"
 
 
@@ -290,7 +298,7 @@ def _simple_chat() -> JSON:
         key: value for key, value in _model(None, model["description"]).items() if key != "type"
     }
     return {
-        "operationId": "SimpleChat",
+        "operationId": connector_operation_id(SIMPLE_CHAT),
         "summary": SIMPLE_CHAT.title,
         "description": SIMPLE_CHAT.description,
         "x-ms-visibility": "important",
@@ -541,7 +549,7 @@ def paths() -> JSON:
     )
     multipart = ["multipart/form-data"]
     return {
-        "/openai/chat": {"post": _simple_chat()},
+        CHAT_PATH: {"post": _simple_chat()},
         f"{PREFIX}/chat/completions": {
             "post": _action(
                 "ChatPost",
@@ -718,12 +726,6 @@ def paths() -> JSON:
             )
         },
     }
-
-
-ACTIONS = frozenset(
-    operation["operationId"] for item in paths().values() for operation in item.values()
-)
-"""Every action's operationId."""
 
 
 def _inside_triangle(x: float, y: float, corners: tuple[tuple[int, int], ...]) -> bool:

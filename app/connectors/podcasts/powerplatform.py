@@ -5,10 +5,14 @@ from __future__ import annotations
 from app.connectors.podcasts.operations import OPERATIONS
 from app.connectors.podcasts.plugin import API_PREFIX, PLUGIN
 from app.manifest import well_known_asset
-from app.operations import Operation
 from app.powerplatform import PowerPlatformConnector
 from app.problems import ERROR_STATUSES, ErrorBody
-from app.swagger2 import error_responses, get_operation_paths, inline_schema
+from app.swagger2 import (
+    connector_operation_id,
+    error_responses,
+    get_operation_paths,
+    inline_schema,
+)
 
 __all__ = ["MODEL_ONLY", "connector", "connector_operation_id"]
 
@@ -17,11 +21,6 @@ MODEL_ONLY = ("Never invent links.",)
 
 _IMPORTANT = frozenset({"q", "id", "genre_id", "language", "region", "page_size"})
 _TITLES = {"q": "Search Terms"}
-
-
-def connector_operation_id(operation: Operation) -> str:
-    """PascalCase with no `_` or `-`, as Power Platform wants: searchEpisodes -> SearchEpisodes."""
-    return operation.name[:1].upper() + operation.name[1:]
 
 
 def connector(contact_email: str) -> PowerPlatformConnector:

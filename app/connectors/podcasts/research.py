@@ -23,10 +23,11 @@ async def _answer(name: str, arguments: dict[str, Any], upstream: Upstream) -> A
 
 async def search(upstream: Upstream, query: str) -> dict[str, Any]:
     """Episodes and podcasts for `query`, in the shape deep-research clients expect."""
-    if not query.strip():
-        raise InvalidParameters([ParameterProblem("query", "must not be empty")])
-    if len(query) > 200:  # the searches' own bound on q, named as this tool's argument
-        raise InvalidParameters([ParameterProblem("query", "must be at most 200 characters")])
+    try:  # the searches' own checks of q, blamed on this tool's argument
+        operation_named("searchEpisodes").validate({"q": query})
+    except InvalidParameters as error:
+        problems = [ParameterProblem("query", p.message) for p in error.problems if p.param == "q"]
+        raise InvalidParameters(problems) from None
     results: list[dict[str, str]] = []
     for name, kind in (("searchEpisodes", "episode"), ("searchPodcasts", "podcast")):
         data = await _answer(name, {"q": query, "page_size": 5}, upstream)
