@@ -494,3 +494,23 @@ def test_two_redemptions_of_one_code_give_one_token(flow: Flow, server: LiveServ
 
     answers = _at_once([redeem] * 4)
     assert sorted(a.status_code for a in answers) == [200, 400, 400, 400]
+
+
+def test_an_unreadable_stored_secret_is_an_outage_not_a_wrong_key() -> None:
+    # A connection approved with the static secret must survive an SSM outage: the check
+    # raises (the routes answer 503) instead of finding no secret and ending the family.
+    from types import SimpleNamespace
+
+    from app.callers import STATIC_SUBJECT
+    from app.errors import CredentialsUnavailable
+    from app.oauth.identity import GateIdentities, Grantee
+
+    async def unreadable() -> tuple[bytes, ...]:
+        raise CredentialsUnavailable()
+
+    gate = SimpleNamespace(credentials=SimpleNamespace(bearer_secrets=unreadable))
+    identities = GateIdentities(gate, ["podcasts"])  # type: ignore[arg-type]
+    with pytest.raises(CredentialsUnavailable):
+        asyncio.run(identities.identify("a-static-secret-of-enough-length"))
+    with pytest.raises(CredentialsUnavailable):
+        asyncio.run(identities.caller(Grantee(STATIC_SUBJECT, "0" * 64)))

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from app.callers import STATIC_SUBJECT, Caller, Gate
-from app.errors import Forbidden, ServiceError, Unauthorized
+from app.errors import Forbidden, Unauthorized
 from app.keys import is_key_shaped
 
 __all__ = ["GateIdentities", "Grantee", "Identities"]
@@ -57,10 +57,9 @@ class GateIdentities:
         self.scopes = tuple(scopes)
 
     async def _static_digests(self) -> tuple[str, ...]:
-        try:
-            return tuple(_sha256(s) for s in await self.gate.credentials.bearer_secrets())
-        except ServiceError:  # none configured, or unreadable: no static secret is accepted
-            return ()
+        # A stored secret that cannot be read raises (CredentialsUnavailable): the routes
+        # answer 503, never "wrong key", and no connection is ended over an outage.
+        return tuple(_sha256(s) for s in await self.gate.credentials.bearer_secrets())
 
     async def identify(self, credential: str) -> Grantee | None:
         if is_key_shaped(credential):
