@@ -26,6 +26,8 @@ from app.mcp_request_state import stand_in_for_cryptography  # noqa: E402
 stand_in_for_cryptography()
 
 from app.main import create_app  # noqa: E402
+from app.registry import Settings  # noqa: E402
+from app.setting_errors import settings_or_exit  # noqa: E402
 
 __all__ = ["handler", "make_handler", "mount_prefix"]
 
@@ -82,7 +84,8 @@ def make_handler(app: ASGIApp) -> Mangum:
 # httpx's own transport: Lambda serves one request at a time, so aiohttp's throughput
 # would not show, while its import would lengthen every cold start.
 try:
-    handler = make_handler(create_app(network="httpx"))
+    # Bad settings: one line each in the function's log (an init error), not a traceback.
+    handler = make_handler(create_app(settings_or_exit(Settings), network="httpx"))
     gc.freeze()  # what the container keeps: never scanned again
 finally:
     gc.enable()

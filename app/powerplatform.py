@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from app.png import icon_on_background
+from app.security import API_KEY_HEADER
 
 __all__ = [
     "API_KEY_HEADER",
@@ -35,7 +36,6 @@ __all__ = [
 ]
 
 JSON = dict[str, Any]
-API_KEY_HEADER = "api-key"
 MAX_DEFINITION_BYTES = 1_000_000
 MAX_OPERATIONS = 256
 _OPERATION_ID = re.compile(r"^[A-Z][A-Za-z0-9]*$")

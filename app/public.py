@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from pydantic_core import to_json
@@ -112,16 +113,20 @@ def public_routes() -> list[BaseRoute]:
 
 def connector_spec_route(connector: Connector) -> Route:
     """`{prefix}/openapi.json`: the spec of a connector that is not the plugin (a GPT Action
-    on its own operations), built from its operations like the plugin's."""
-    template = build_spec(
-        ((connector.api_prefix + op.path, op) for op in connector.operations),
-        title=connector.title,
-        version=__version__,
-        description=" ".join(op.description for op in connector.operations),
-    )
+    on its own operations), built from its operations like the plugin's, on first request
+    (not at startup: a cold start builds no model it does not use)."""
+
+    @cache
+    def template() -> dict[str, Any]:
+        return build_spec(
+            ((connector.api_prefix + op.path, op) for op in connector.operations),
+            title=connector.title,
+            version=__version__,
+            description=" ".join(op.description for op in connector.operations),
+        )
 
     async def spec(request: Request) -> Response:
         base = public_base_url(request, services_of(request).settings)
-        return _json({**template, "servers": [{"url": base}]}, _cache_for(request))
+        return _json({**template(), "servers": [{"url": base}]}, _cache_for(request))
 
     return Route(connector.api_prefix + SPEC_PATH, spec, methods=["GET"])

@@ -130,7 +130,7 @@ class CoreSettings(BaseSettings):
         "or one path segment), e.g. http://127.0.0.1:*/callback for Claude Code.",
     )
 
-    @field_validator("chatgpt_secret", "cors_origins", mode="before")
+    @field_validator("chatgpt_secret", "cors_origins", "oauth_redirect_uris", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         return _split_csv(value)
@@ -158,11 +158,6 @@ class CoreSettings(BaseSettings):
         if self.store_url is not None:
             return self.store_url
         return f"sqlite:///{self.data_dir.expanduser().absolute() / 'state.db'}"
-
-    @field_validator("oauth_redirect_uris", mode="before")
-    @classmethod
-    def _redirect_list(cls, value: object) -> object:
-        return _split_csv(value)
 
     @field_validator("oauth_redirect_uris")
     @classmethod
