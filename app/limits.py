@@ -24,10 +24,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.observability import current_record
 from app.store import Decision, Limits
+from app.stores import limiter
 
 __all__ = ["LimitHeaders", "LocalLimiter", "go_duration", "limit_headers"]
 
-_MINUTE = 60.0
 _DAY = 86_400
 _OURS = (b"ratelimit", b"ratelimit-policy")
 
@@ -42,10 +42,6 @@ def go_duration(seconds: float) -> str:
     return f"{minutes}m{rest}s"
 
 
-def _until_midnight(now: float) -> int:
-    return _DAY - int(now) % _DAY
-
-
 def limit_headers(
     decision: Decision, *, openai_names: bool, now: float | None = None
 ) -> list[tuple[bytes, bytes]]:
@@ -57,7 +53,7 @@ def limit_headers(
     if decision.daily_limit is not None:
         left = decision.daily_remaining if decision.daily_remaining is not None else 0
         policy.append(f'"day";q={decision.daily_limit};w={_DAY}')
-        state.append(f'"day";r={max(0, left)};t={_until_midnight(now)}')
+        state.append(f'"day";r={max(0, left)};t={math.ceil(limiter.seconds_to_next_day(now))}')
     headers = [
         (b"ratelimit-policy", ", ".join(policy).encode()),
         (b"ratelimit", ", ".join(state).encode()),
@@ -103,19 +99,16 @@ class LocalLimiter:
     callers while the store cannot be reached (each process then limits on its own)."""
 
     def __init__(self, max_subjects: int = 1024) -> None:
-        self._tat: OrderedDict[str, float] = OrderedDict()
+        self._tat: OrderedDict[str, int] = OrderedDict()
         self._max = max_subjects
 
     def admit(self, subject: str, limits: Limits, now: float) -> Decision:
-        interval = _MINUTE / limits.rpm
-        tat = max(self._tat.get(subject, now), now)
-        after = tat + interval
-        if after - now > _MINUTE + 1e-9:
-            wait = after - now - _MINUTE
-            return Decision(False, "rate_limited", limits.rpm, 0, tat - now, retry_after=wait)
-        self._tat[subject] = after
+        rate_only = Limits(limits.rpm)  # the stores' GCRA, kept here instead of in a store
+        step = limiter.gcra(self._tat.get(subject), limiter.us(now), limits.rpm)
+        if not step.allowed:
+            return limiter.rate_refusal(rate_only, step, 0, 0)
+        self._tat[subject] = step.tat
         self._tat.move_to_end(subject)
         while len(self._tat) > self._max:
             self._tat.popitem(last=False)
-        remaining = int((_MINUTE - (after - now)) / interval + 1e-9)
-        return Decision(True, "ok", limits.rpm, remaining, after - now)
+        return limiter.allowed(rate_only, step, 0, 0)
