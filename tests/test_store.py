@@ -284,6 +284,32 @@ def test_kv_take_has_exactly_one_winner_among_50_concurrent_takers(backend: Back
     assert [t for t in taken if t is not None] == [b"single-use"]
 
 
+def test_kv_puts_made_at_once_are_each_stored_when_they_return(backend: Backend) -> None:
+    """60 concurrent puts (the SQLite store commits them together): each one is readable
+    by another store object on the same data as soon as its own call has returned, and
+    two puts of one key leave the later one."""
+
+    async def scenario(store: Store) -> None:
+        other = backend.make()
+        try:
+
+            async def put_then_read(n: int) -> bytes | None:
+                await store.kv_put(f"t:many:{n}", b"v%d" % n, ttl=60, now=NOW)
+                return await other.kv_get(f"t:many:{n}", NOW)
+
+            read = await asyncio.gather(*(put_then_read(n) for n in range(60)))
+            assert read == [b"v%d" % n for n in range(60)]
+            await asyncio.gather(
+                store.kv_put("t:twice", b"first", ttl=60, now=NOW),
+                store.kv_put("t:twice", b"second", ttl=60, now=NOW),
+            )
+            assert await other.kv_get("t:twice", NOW) == b"second"
+        finally:
+            await other.aclose()
+
+    run(backend, scenario)
+
+
 def test_kv_delete_removes_and_ignores_a_missing_key(backend: Backend) -> None:
     async def scenario(store: Store) -> None:
         await store.kv_put("t:a", b"x", ttl=60, now=NOW)

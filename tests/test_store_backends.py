@@ -148,6 +148,41 @@ def test_sqlite_locked_beyond_the_busy_timeout_is_unavailable_then_recovers(
     asyncio.run(scenario())
 
 
+def test_sqlite_cache_reads_go_on_while_another_process_writes_and_puts_wait_for_it(
+    tmp_path: Path,
+) -> None:
+    """kv_get reads on the event loop without waiting: a writer holding the file (another
+    process mid-transaction) does not stop it. A put waits for the writer like any write,
+    fails (StoreUnavailable, to every caller of that commit) past the busy timeout, and
+    the next put works once the writer is gone."""
+    path = tmp_path / "state.db"
+
+    async def scenario() -> None:
+        store = SqliteStore(path, busy_timeout=0.2)
+        await store.kv_put("t:a", b"before", ttl=60, now=NOW)
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        other.execute("INSERT INTO kv VALUES ('t:b', x'00', 1e12)")
+        started = time.monotonic()
+        assert await store.kv_get("t:a", NOW) == b"before"
+        assert await store.kv_get("t:b", NOW) is None  # not committed: not seen
+        assert time.monotonic() - started < 0.15  # generous: did not wait for the lock
+        failed = await asyncio.gather(
+            *(store.kv_put(f"t:c{n}", b"x", ttl=60, now=NOW) for n in range(5)),
+            return_exceptions=True,
+        )
+        assert all(isinstance(f, StoreUnavailable) for f in failed), failed
+        other.execute("COMMIT")
+        other.close()
+        await store.kv_put("t:d", b"after", ttl=60, now=NOW)
+        assert await store.kv_get("t:d", NOW) == b"after"
+        assert await store.kv_get("t:b", NOW) == b"\x00"
+        assert await store.kv_get("t:c0", NOW) is None  # the failed commit stored nothing
+        await store.aclose()
+
+    asyncio.run(scenario())
+
+
 # -- Redis ------------------------------------------------------------------------------
 
 

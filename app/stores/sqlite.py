@@ -7,8 +7,13 @@
   tokens, then write): IMMEDIATE takes the write lock first, so concurrent processes
   serialise instead of failing with "database is locked" on a read-to-write upgrade.
   Every other write is a single autocommit statement.
-- Every call runs on the store's own worker thread, which owns the one connection: one
-  thread hop per operation, never the event loop.
+- Writes and most reads run on the store's own worker thread, which owns the writing
+  connection: one thread hop per operation, never the event loop. Two hot operations of the
+  response cache are cheaper than a hop (measured: a hop costs ~30 us of CPU, a read ~4 us):
+  `kv_get` reads on the event loop's own connection, which never waits (WAL readers do not
+  block on the writer; a busy file falls back to the worker), and concurrent `kv_put`s are
+  committed together, in one transaction per turn of the worker (group commit: each caller
+  still returns only once its write is committed; 16 puts cost ~11 us each instead of ~29).
 - The clock is the caller's `now` (all writers share one host, so they agree).
 - The schema is created on first use and versioned with `PRAGMA user_version`.
 - Key-value entries carry their expiry (`expires`, the caller's clock); reads skip expired
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -107,6 +113,8 @@ class SqliteStore:
         self._db: sqlite3.Connection | None = None
         self._thread: ThreadPoolExecutor | None = None
         self._kv_writes = 0
+        self._reader: sqlite3.Connection | None = None  # the event loop's, for kv_get
+        self._puts = _PendingPuts()
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -150,6 +158,28 @@ class SqliteStore:
         if self._db is not None:
             self._db.close()
             self._db = None
+
+    def _read_here(self, sql: str, args: tuple[Any, ...]) -> list[Any] | None:
+        """Run a read on the calling thread's connection, without waiting: None when it cannot
+        (no schema yet, the file busy or failing), and the caller goes through the worker."""
+        if self._db is None:  # the worker has not connected (and migrated) yet
+            return None
+        try:
+            if self._reader is None:
+                reader = sqlite3.connect(
+                    self.path, timeout=0, isolation_level=None, check_same_thread=False
+                )
+                reader.execute("PRAGMA query_only=ON")
+                self._reader = reader
+            return self._reader.execute(sql, args).fetchall()
+        except (sqlite3.Error, OSError):
+            self._close_reader()
+            return None
+
+    def _close_reader(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
 
     # -- keys -----------------------------------------------------------------------------
 
@@ -226,11 +256,34 @@ class SqliteStore:
 
     async def kv_put(self, key: str, value: bytes, ttl: float, now: float) -> None:
         check_kv(key, value)
-        sql = (
-            "INSERT INTO kv (key, value, expires) VALUES (?, ?, ?) ON CONFLICT (key)"
-            " DO UPDATE SET value = excluded.value, expires = excluded.expires"
-        )
-        await self._kv_write(lambda db: db.execute(sql, (key, value, now + ttl)).rowcount, now)
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+        if self._puts.add((key, value, now + ttl), done, now):
+            loop.run_in_executor(self._worker(), self._write_puts)
+        await done
+
+    def _write_puts(self) -> None:
+        """On the worker thread: commit every put waiting now, in one transaction, and tell
+        each waiter (on its own event loop) how it went."""
+        rows, waiters, now = self._puts.take()
+        sweep = self._kv_writes // _SWEEP_EVERY != (self._kv_writes + len(rows)) // _SWEEP_EVERY
+        self._kv_writes += len(rows)
+
+        def write(db: sqlite3.Connection) -> None:
+            with _immediate(db):
+                if sweep:
+                    db.execute("DELETE FROM kv WHERE expires <= ?", (now,))
+                db.executemany(_KV_UPSERT, rows)
+
+        error: StoreUnavailable | None = None
+        try:
+            self._call(write)
+        except StoreUnavailable as exc:
+            error = exc
+        except Exception as exc:  # never leave a waiter waiting
+            error = StoreUnavailable(f"sqlite: {self.path}: {type(exc).__name__}")
+        for waiter in waiters:
+            waiter.get_loop().call_soon_threadsafe(_settle, waiter, error)
 
     async def kv_add(self, key: str, value: bytes, ttl: float, now: float) -> bool:
         check_kv(key, value)
@@ -248,7 +301,9 @@ class SqliteStore:
     async def kv_get(self, key: str, now: float) -> bytes | None:
         check_kv(key)
         sql = "SELECT value FROM kv WHERE key = ? AND expires > ?"
-        rows = await self._run(lambda db: db.execute(sql, (key, now)).fetchall())
+        rows = self._read_here(sql, (key, now))
+        if rows is None:
+            rows = await self._run(lambda db: db.execute(sql, (key, now)).fetchall())
         return bytes(rows[0][0]) if rows else None
 
     async def kv_take(self, key: str, now: float) -> bytes | None:
@@ -273,10 +328,51 @@ class SqliteStore:
         return await self._run(write_and_sweep)
 
     async def aclose(self) -> None:
+        self._close_reader()
         thread, self._thread = self._thread, None
         if thread is not None:
             await asyncio.get_running_loop().run_in_executor(thread, self._close)
             thread.shutdown(wait=True)
+
+
+_KV_UPSERT = (
+    "INSERT INTO kv (key, value, expires) VALUES (?, ?, ?) ON CONFLICT (key)"
+    " DO UPDATE SET value = excluded.value, expires = excluded.expires"
+)
+
+
+class _PendingPuts:
+    """`kv_put`s waiting for the worker, in arrival order (a later put of a key wins, as
+    it would one at a time); shared between event loops and the worker, hence the lock."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rows: list[tuple[str, bytes, float]] = []
+        self._waiters: list[asyncio.Future[None]] = []
+        self._now = 0.0
+
+    def add(self, row: tuple[str, bytes, float], waiter: asyncio.Future[None], now: float) -> bool:
+        """Queue one put; True when the worker must be asked to write (none is due yet)."""
+        with self._lock:
+            self._rows.append(row)
+            self._waiters.append(waiter)
+            self._now = max(self._now, now)
+            return len(self._rows) == 1
+
+    def take(self) -> tuple[list[tuple[str, bytes, float]], list[asyncio.Future[None]], float]:
+        with self._lock:
+            taken = self._rows, self._waiters, self._now
+            self._rows, self._waiters = [], []
+            return taken
+
+
+def _settle(waiter: asyncio.Future[None], error: StoreUnavailable | None) -> None:
+    if waiter.done():  # its request went away meanwhile
+        return
+    if error is None:
+        waiter.set_result(None)
+    else:
+        waiter.set_exception(StoreUnavailable(str(error)))
 
 
 def _admit(db: sqlite3.Connection, subject: str, limits: Limits, now: float) -> Decision:
