@@ -30,7 +30,7 @@ from typing import NamedTuple
 
 from starlette.requests import Request
 
-from app.store import KV_MAX_BYTES, Store, StoreUnavailable, Usage
+from app.store import KV_MAX_BYTES, Store, StoreUnavailable
 
 __all__ = [
     "CACHE_NAME",
@@ -249,18 +249,6 @@ class ResponseCache:
             return False
         self._store_worked()
         return True
-
-    async def record_saved(self, subject: str) -> None:
-        """Count one upstream call saved for `subject` today (`Usage.cache_saved`): call it
-        with the caller's subject when `Served.saved`. Never raises."""
-        now = self._clock()
-        store = self._usable_store(now)
-        if store is None:
-            return
-        try:
-            await store.record(subject, now, Usage(cache_saved=1))
-        except Exception as exc:
-            self._store_failed(exc, now)
 
     def _usable_store(self, now: float) -> Store | None:
         shared = self._shared

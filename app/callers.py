@@ -8,8 +8,16 @@ Every route goes through the `Gate`, in two steps:
 A caller is either a managed key (`app.keys`, looked up by digest in the store, cached in
 process for at most `KEY_CACHE_TTL` seconds: the bound on a revocation taking effect) or
 the static `CHATGPT_SECRET` (subject "static", every connector, `RATE_LIMIT_RPM`).
-`admit` is one store round trip (`Store.admit`: GCRA rate, daily requests, monthly
-tokens). A refused request never goes further, so it never reaches an upstream.
+`admit` asks the store (`Store.admit`: GCRA rate, daily requests, monthly tokens) for
+one admission or, at high rates, a short lease of several (app/allowance.py: its size
+policy and what it costs other processes); admissions left from a lease are served
+without I/O. A refused request never goes further, so it never reaches an upstream.
+Usage (refusals, tokens, upstream errors, cache hits) is added up in memory and written
+in batches at most every second (app/usage_batch.py), and on `aclose`.
+
+`identify_now` and `admit_now` are the same steps when they need no I/O (a cached key,
+a static secret held in memory, a lease): None instead of an answer otherwise, so a fast
+path can try them first and fall back to `identify` / `admit`, which use them too.
 
 When the store cannot be reached, keyed callers get 503 (fail closed) while static-secret
 callers are limited in process (`LocalLimiter`); the log says so once per outage, and
@@ -30,12 +38,13 @@ from typing import TypeVar
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.allowance import Allowance, Unused
 from app.credentials import Credentials
 from app.errors import Forbidden, LimitExceeded, StoreDown, Unauthorized
 from app.keys import digest, is_key_shaped
 from app.limits import LimitHeaders, LocalLimiter
 from app.observability import current_record
-from app.security import API_KEY_HEADER, authenticate, presented_credential
+from app.security import API_KEY_HEADER, authenticate, authorize, presented_credential
 from app.settings import CoreSettings
 from app.store import (
     Decision,
@@ -46,6 +55,7 @@ from app.store import (
     Usage,
     open_store,
 )
+from app.usage_batch import UsageBatch
 
 __all__ = ["STATIC_SUBJECT", "Admission", "Caller", "Gate", "UsageAccounting"]
 
@@ -101,10 +111,13 @@ class Admission:
     decision: Decision
 
     async def spend(self, prompt_tokens: int, completion_tokens: int) -> None:
-        """Add tokens to the caller's usage (and its monthly budget); never raises."""
+        """Add tokens to the caller's usage (and its monthly budget); never raises. With a
+        monthly token quota they are written at once, so the next admission sees them."""
         if prompt_tokens or completion_tokens:
             usage = Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
             await self.gate.record(self.caller.subject, usage)
+            if self.caller.limits.monthly_tokens is not None:
+                await self.gate.flush_usage(self.caller.subject)
 
 
 class Gate:
@@ -132,6 +145,10 @@ class Gate:
         self._retry_at = 0.0
         self._touched: dict[str, float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._allowance = Allowance()
+        self._asking: dict[str, asyncio.Future[None]] = {}  # subject -> its store trip
+        self._usage = UsageBatch(self._write_usage, on_drop=self._usage_dropped)
+        self._dropping = False
 
     # --- identify ---------------------------------------------------------------------
 
@@ -141,14 +158,37 @@ class Gate:
         Raises `Unauthorized` (no, unknown, expired or revoked credential), `Forbidden`
         (a key without any of `scopes`), `StoreDown` (a key, and no store to check it in),
         `ServiceLocked` / `CredentialsUnavailable` (no static secret to check against)."""
-        token = presented_credential(
-            headers.getlist("authorization"), headers.getlist(API_KEY_HEADER)
-        )
-        text = token.decode("utf-8", "surrogateescape") if token is not None else ""
+        known = self.identify_now(headers, scopes)
+        if known is not None:
+            return known
+        text = _presented(headers)
         if not is_key_shaped(text):
             await authenticate(headers, self.credentials)
             return self.static_caller()
         return await self.identify_key(self.key_digest(text), scopes)
+
+    def identify_now(self, headers: Headers, scopes: Collection[str]) -> Caller | None:
+        """The caller when it is allowed and that is known without I/O: a static secret
+        held in memory (compared in constant time, as `identify` does), or a key whose
+        record is in the key cache, neither revoked nor expired, with one of `scopes`.
+        None for anything else: `identify` then decides (and raises what it must)."""
+        text = _presented(headers)
+        if not is_key_shaped(text):
+            secrets = self.credentials.bearer_secrets_now()
+            if not secrets:
+                return None
+            try:
+                authorize(
+                    headers.getlist("authorization"), secrets, headers.getlist(API_KEY_HEADER)
+                )
+            except Unauthorized:
+                return None
+            return self.static_caller()
+        hit, record = self._cache.get(self.key_digest(text), self._clock())
+        if not hit or record is None or not self._usable(record, scopes):
+            return None
+        current_record().key_id = record.key_id
+        return self._caller(record)
 
     def static_caller(self) -> Caller:
         """The caller of a request that presented a static secret (checked by the caller)."""
@@ -171,18 +211,29 @@ class Gate:
             raise Unauthorized("This key has been revoked. Ask for a new one.")
         if record.expires is not None and record.expires <= now:
             raise Unauthorized("This key has expired. Ask for a new one.")
-        limits = Limits(
-            rpm=record.rpm or self._rpm,
-            daily_requests=record.daily_requests,
-            monthly_tokens=record.monthly_tokens,
-        )
-        caller = Caller(record.key_id, record.key_id, record.scopes, record.models, limits)
-        if record.scopes and not record.scopes.intersection(scopes):
+        caller = self._caller(record)
+        if not self._usable(record, scopes):
             await self.record(caller.subject, Usage(refused=1))
             wanted = " or ".join(sorted(scopes))
             allowed = ", ".join(sorted(record.scopes))
             raise Forbidden(f"This key may not use {wanted}; it is limited to: {allowed}.")
         return caller
+
+    def _caller(self, record: KeyRecord) -> Caller:
+        limits = Limits(
+            rpm=record.rpm or self._rpm,
+            daily_requests=record.daily_requests,
+            monthly_tokens=record.monthly_tokens,
+        )
+        return Caller(record.key_id, record.key_id, record.scopes, record.models, limits)
+
+    def _usable(self, record: KeyRecord, scopes: Collection[str]) -> bool:
+        """Not revoked, not expired, and in scope."""
+        if record.revoked is not None:
+            return False
+        if record.expires is not None and record.expires <= self._clock():
+            return False
+        return not record.scopes or bool(record.scopes.intersection(scopes))
 
     async def _key(self, key_digest: str) -> KeyRecord | None:
         now = self._clock()
@@ -224,19 +275,62 @@ class Gate:
             allowed = ", ".join(sorted(caller.models))
             asked = f"the model '{model}'" if model else "the default model (name one)"
             raise Forbidden(f"This key may not use {asked}; it may use: {allowed}.")
+        while True:
+            admission = self.admit_now(caller, openai_names=openai_names)
+            if admission is not None:
+                return admission
+            asking = self._asking.get(caller.subject)
+            if asking is None or asking.done() or asking.get_loop() is not _loop():
+                break
+            # Another request of this subject is asking the store: its lease may serve
+            # this one too (one trip, not one per waiting request).
+            await asyncio.shield(asking)
+        return await self._admit_from_store(caller, openai_names)
+
+    def admit_now(self, caller: Caller, *, openai_names: bool = False) -> Admission | None:
+        """An admission of a request of `caller` that names no model, from the admissions
+        its lease holds (sets the request's limit state as `admit` does); None when it
+        would need the store (then call `admit`)."""
         now = self._clock()
+        decision = self._allowance.take(caller.subject, now)
+        if decision is None:
+            return None
+        return self._admitted(caller, decision, now, openai_names)
+
+    async def _admit_from_store(self, caller: Caller, openai_names: bool) -> Admission:
+        subject, limits = caller.subject, caller.limits
+        asking = _loop().create_future()
+        self._asking[subject] = asking
         try:
-            decision = await self._with_store(
-                lambda store: store.admit(caller.subject, caller.limits, now)
-            )
-        except StoreUnavailable:
-            if caller.key_id is not None:
-                raise StoreDown() from None
-            decision = self._local.admit(caller.subject, caller.limits, now)
-        request.limits = decision
+            now = self._clock()
+            count = self._allowance.size(subject, limits)
+            try:
+                decision = await self._with_store(
+                    lambda store: store.admit(subject, limits, now, count)
+                )
+            except StoreUnavailable:
+                if caller.key_id is not None:
+                    raise StoreDown() from None
+                decision = self._local.admit(subject, limits, now)
+            decision, unused = self._allowance.grant(subject, decision, now)
+        finally:
+            if self._asking.get(subject) is asking:
+                del self._asking[subject]
+            asking.set_result(None)
+        self._give_back([unused] if unused else [])
+        self._give_back(self._allowance.lapsed(now))
         if not decision.allowed:
-            await self.record(caller.subject, Usage(refused=1))
+            current_record().limits = decision
+            await self.record(subject, Usage(refused=1))
             raise _refusal(caller, decision)
+        return self._admitted(caller, decision, now, openai_names)
+
+    def _admitted(
+        self, caller: Caller, decision: Decision, now: float, openai_names: bool
+    ) -> Admission:
+        request = current_record()
+        request.openai_limit_names = openai_names
+        request.limits = decision
         if caller.key_id is not None:
             self._touch(caller.key_id, now)
         return Admission(self, caller, decision)
@@ -251,15 +345,32 @@ class Gate:
     # --- usage ------------------------------------------------------------------------
 
     async def record(self, subject: str, usage: Usage) -> None:
-        """Add `usage` to `subject`'s counters for today; a store failure is logged, not raised."""
-        now = self._clock()
-        try:
-            await self._with_store(lambda store: store.record(subject, now, usage))
-        except StoreUnavailable:
-            log.warning(
-                "usage not recorded: the store is unreachable",
-                extra={"fields": {"event": "usage_not_recorded", "key_id": subject}},
-            )
+        """Add `usage` to `subject`'s counters for today: in memory at once, in the store
+        within about a second (app/usage_batch.py); never raises."""
+        self._usage.add(subject, self._clock(), usage)
+
+    async def flush_usage(self, subject: str | None = None) -> bool:
+        """Write the usage counted so far (only `subject`'s, if given) to the store now
+        (AWS Lambda: at the end of each invocation); True when all of it was written, else
+        it stays pending."""
+        return await self._usage.flush(subject)
+
+    def _give_back(self, unused: Collection[Unused]) -> None:
+        for each in unused:
+            self._usage.add(each.subject, each.granted_at, Usage(requests=-each.left))
+
+    async def _write_usage(self, subject: str, now: float, usage: Usage) -> None:
+        await self._with_store(lambda store: store.record(subject, now, usage))
+        self._dropping = False
+
+    def _usage_dropped(self, subject: str) -> None:
+        if self._dropping:
+            return
+        self._dropping = True
+        log.warning(
+            "usage not recorded: the store is unreachable and too much usage is pending",
+            extra={"fields": {"event": "usage_not_recorded", "key_id": subject}},
+        )
 
     def _touch(self, key_id: str, now: float) -> None:
         if now - self._touched.get(key_id, 0.0) < _TOUCH_EVERY:
@@ -313,9 +424,25 @@ class Gate:
         return f"{scheme}{sep}{host}"
 
     async def aclose(self) -> None:
+        """Give back unused leases, write pending usage, then close the store."""
+        self._give_back(list(self._allowance.release()))
         for task in list(self._tasks):
             await asyncio.gather(task, return_exceptions=True)
+        if not await self._usage.aclose():
+            log.warning(
+                "usage not recorded: the store is unreachable at shutdown",
+                extra={"fields": {"event": "usage_not_recorded", "pending": self._usage.pending}},
+            )
         await self._store.aclose()
+
+
+def _loop() -> asyncio.AbstractEventLoop:
+    return asyncio.get_running_loop()
+
+
+def _presented(headers: Headers) -> str:
+    token = presented_credential(headers.getlist("authorization"), headers.getlist(API_KEY_HEADER))
+    return token.decode("utf-8", "surrogateescape") if token is not None else ""
 
 
 def _refusal(caller: Caller, decision: Decision) -> LimitExceeded:

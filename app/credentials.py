@@ -99,6 +99,12 @@ class StoredSecret:
         read is out of date."""
         self._lock = asyncio.Lock()
 
+    def value_now(self) -> str | None:
+        """The value when it is held and fresh (no I/O), else None (`value` reads it)."""
+        if self._value is not None and self._clock() < self._expires:
+            return self._value
+        return None
+
     async def value(self) -> str:
         if self._value is not None and self._clock() < self._expires:
             return self._value
@@ -183,6 +189,15 @@ class Credentials:
                 self._bearer_ref.reads,
                 strong_bearer_secrets(stored, self._bearer_ref.ref),
             )
+        return self._checked[1]
+
+    def bearer_secrets_now(self) -> tuple[bytes, ...] | None:
+        """The accepted secrets when they are held in memory and fresh (no I/O), else None
+        (`bearer_secrets` reads them)."""
+        if self._bearer_ref is None:
+            return self._bearer_secrets
+        if self._bearer_ref.value_now() is None or self._checked[0] != self._bearer_ref.reads:
+            return None
         return self._checked[1]
 
     async def upstream_key(self) -> str | None:

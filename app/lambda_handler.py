@@ -2,7 +2,9 @@
 
 The app, its settings and its pooled HTTP client are built once per container, when this
 module is imported, and reused by every warm invocation. Mangum's lifespan is off: it would
-run the ASGI lifespan on every invocation, and nothing here needs one.
+run the ASGI lifespan on every invocation. So the gate's shutdown never runs here, and an
+instance may be frozen (or never thawed) between invocations: the usage the gate counts in
+memory (app/usage_batch.py) is written at the end of every invocation instead.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import gc
 # invocations' collections skip them too.
 gc.disable()
 
-from typing import Any  # noqa: E402
+from typing import TYPE_CHECKING, Any  # noqa: E402
 
 from mangum import Mangum  # noqa: E402
 from starlette.types import ASGIApp, Receive, Scope, Send  # noqa: E402
@@ -28,6 +30,11 @@ stand_in_for_cryptography()
 from app.main import create_app  # noqa: E402
 from app.registry import Settings  # noqa: E402
 from app.setting_errors import settings_or_exit  # noqa: E402
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from app.callers import Gate
 
 __all__ = ["handler", "make_handler", "mount_prefix"]
 
@@ -76,9 +83,26 @@ class _EventPrefix:
         await self.app(scope, receive, send)
 
 
-def make_handler(app: ASGIApp) -> Mangum:
-    """A Lambda handler serving `app`, with the stage prefix applied and no lifespan."""
-    return Mangum(_EventPrefix(app), lifespan="off")
+class _WriteUsage:
+    """Writes the usage the gate counted once the request is answered, before the
+    invocation ends (a frozen instance runs no background writer)."""
+
+    def __init__(self, app: ASGIApp, gate: Gate) -> None:
+        self.app = app
+        self.gate = gate
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            await self.gate.flush_usage()  # never raises; a failure keeps it pending
+
+
+def make_handler(app: FastAPI) -> Mangum:
+    """A Lambda handler serving `app` (from `create_app`), with the stage prefix applied,
+    no lifespan, and usage written at the end of each invocation."""
+    gate: Gate = app.state.services.gate
+    return Mangum(_EventPrefix(_WriteUsage(app, gate)), lifespan="off")
 
 
 # httpx's own transport: Lambda serves one request at a time, so aiohttp's throughput

@@ -104,6 +104,9 @@ class Decision:
     daily_remaining: int | None = None
     monthly_tokens: int | None = None
     tokens_remaining: int | None = None
+    granted: int = 1
+    """How many admissions `admit` granted (of its `count`): 0 when refused. The header
+    values above are those after the last of them."""
 
 
 @dataclass(frozen=True)
@@ -154,23 +157,28 @@ class Store(Protocol):
     async def touch(self, key_id: str, now: float) -> None:
         """Set the key's `last_used` (callers write it at most once a minute per key)."""
 
-    async def admit(self, subject: str, limits: Limits, now: float) -> Decision:
-        """Admit one request of `subject` or refuse it, in one store round trip:
+    async def admit(self, subject: str, limits: Limits, now: float, count: int = 1) -> Decision:
+        """Admit up to `count` requests of `subject` (a lease: `Decision.granted` says how
+        many) or refuse, in one store round trip:
 
-        - the per-minute rate, by GCRA (exact under concurrency, no window-edge burst);
-        - the daily request quota (UTC day), counted only for admitted requests: the same
+        - the per-minute rate, by GCRA (exact under concurrency, no window-edge burst):
+          as many of `count` as the rate allows now, `tat` advancing by one interval each;
+        - the daily request quota (UTC day), at most what is left of it, counted only for
+          admitted requests (the granted number, at once): the same
           counter is the day's `requests` in `usage`, so an admitted request needs no
           other write;
         - the monthly token quota (UTC month): admitted while the tokens recorded so far
           are below it (so concurrent requests overshoot by at most what is in flight).
 
         A refused request changes nothing: it neither consumes the rate nor the quotas.
+        Granted admissions left unused are given back by `record` with a negative
+        `requests` (the daily count); their rate is not (that only makes limits stricter).
         """
 
     async def record(self, subject: str, now: float, usage: Usage) -> None:
         """Add `usage` to the subject's counters for the UTC day of `now` (and its tokens
         to the UTC month's total that `admit` checks). `requests` is normally 0 here:
-        `admit` counts admitted requests itself."""
+        `admit` counts admitted requests itself; a negative one gives back unused ones."""
 
     async def usage(self, subject: str | None, since: float) -> Sequence[UsageDay]:
         """Usage per subject and day from the UTC day of `since` on; every subject if None.

@@ -7,6 +7,8 @@ import json
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,24 @@ from tests.live import ROOT, InThreadServer
 from tests.stub_upstream import StubUpstream
 
 _SETTINGS = ("STORE_", "DATA_DIR", "RATE_", "KEY_", "CHATGPT_", "LISTEN_", "OPENAI_")
+
+
+def usage_totals(
+    store_url: str, key_id: str, until: Callable[[dict[str, int]], bool] = lambda _: True
+) -> dict[str, int]:
+    """The key's usage summed over its days, as `keys usage` shows it, once `until` holds:
+    a running service writes usage in batches, about a second late (app/usage_batch.py),
+    so this reads again for up to 10 s (then returns what it has, for the test to judge)."""
+    deadline = time.monotonic() + 10
+    while True:
+        totals: dict[str, int] = {}
+        for day in keys_cli(store_url, "usage", key_id):
+            for name, value in day.items():
+                if isinstance(value, int):
+                    totals[name] = totals.get(name, 0) + value
+        if until(totals) or time.monotonic() > deadline:
+            return totals
+        time.sleep(0.2)
 
 
 def keys_cli(store_url: str, *args: str, check: bool = True) -> Any:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import SECRET, LogCapture
 from tests.fake_openai import Answer, FakeOpenAI, json_answer
-from tests.keys_support import Served, keys_cli, sqlite_url, store_bytes
+from tests.keys_support import Served, keys_cli, sqlite_url, store_bytes, usage_totals
 from tests.stub_upstream import StubUpstream
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
@@ -73,14 +73,10 @@ def make_key(folder: Path, *args: str) -> dict[str, Any]:
     return keys_cli(sqlite_url(folder), "create", "--name", "test", *args)  # type: ignore[no-any-return]
 
 
-def usage(folder: Path, key_id: str) -> dict[str, int]:
-    days = keys_cli(sqlite_url(folder), "usage", key_id)
-    totals: dict[str, int] = {}
-    for day in days:
-        for name, value in day.items():
-            if isinstance(value, int):
-                totals[name] = totals.get(name, 0) + value
-    return totals
+def usage(
+    folder: Path, key_id: str, until: Callable[[dict[str, int]], bool] = lambda _: True
+) -> dict[str, int]:
+    return usage_totals(sqlite_url(folder), key_id, until)
 
 
 def chat(served: Served, key: str, **body: Any) -> httpx.Response:
@@ -286,7 +282,7 @@ def test_over_a_quota_is_429_quota_exceeded_and_the_sdk_does_not_retry(
         time.sleep(0.05)
     assert served_chats() == before + 1  # the SDK retried nothing
     assert len(fake.seen) == 1
-    totals = usage(folder, made["id"])
+    totals = usage(folder, made["id"], lambda t: t.get("refused", 0) >= 2)
     assert totals["requests"] == 2 and totals["refused"] == 2
 
 
@@ -336,7 +332,7 @@ def test_tokens_from_json_answers_fill_the_monthly_quota(served: Served, folder:
     answer = chat(served, made["key"])
     assert answer.status_code == 429 and answer.json()["error"]["code"] == "quota_exceeded"
     assert "tokens" in answer.json()["error"]["message"]
-    totals = usage(folder, made["id"])
+    totals = usage(folder, made["id"], lambda t: t.get("completion_tokens", 0) >= 50)
     assert (totals["prompt_tokens"], totals["completion_tokens"]) == (60, 50)
     simple = httpx.post(
         served.origin + "/openai/chat", json={"prompt": "hi"}, headers=bearer(made["key"])
@@ -362,7 +358,7 @@ def test_streams_are_asked_for_usage_and_callers_who_did_not_ask_never_see_it(
             )
         )
         assert asked[-1].choices == [] and asked[-1].usage is not None
-    totals = usage(folder, made["id"])
+    totals = usage(folder, made["id"], lambda t: t.get("completion_tokens", 0) >= 6)
     assert (totals["prompt_tokens"], totals["completion_tokens"]) == (14, 6)
 
 
@@ -384,7 +380,7 @@ def test_responses_streams_count_their_completed_usage(
     )
     assert answer.status_code == 200 and b"response.completed" in answer.content
     assert "stream_options" not in json.loads(fake.seen[-1].body)
-    totals = usage(folder, made["id"])
+    totals = usage(folder, made["id"], lambda t: t.get("completion_tokens", 0) >= 4)
     assert (totals["prompt_tokens"], totals["completion_tokens"]) == (11, 4)
 
 
@@ -416,4 +412,37 @@ def test_upstream_failures_are_counted(served: Served, folder: Path, fake: FakeO
     fake.reset(lambda seen: Answer(status=500, body=b"oops", headers={}))
     made = make_key(folder)
     assert chat(served, made["key"]).status_code == 502
-    assert usage(folder, made["id"])["upstream_errors"] == 1
+    assert (
+        usage(folder, made["id"], lambda t: t.get("upstream_errors", 0) > 0)["upstream_errors"] == 1
+    )
+
+
+# --- usage written in batches ------------------------------------------------------------------
+
+
+def test_usage_counted_in_memory_is_all_in_the_store_once_the_service_stops(
+    stub: StubUpstream, fake: FakeOpenAI, folder: Path
+) -> None:
+    # A rate high enough for leases: unused admissions must come back at shutdown too.
+    made = make_key(folder, "--rpm", "60000", "--models", "gpt-4o-mini")
+    url = sqlite_url(folder)
+    with Served(stub, fake, store_url=url, rate_limit_rpm=1000, cache_enabled=True) as served:
+        genres = [httpx.get(served.origin + GENRES, headers=bearer(made["key"])) for _ in range(30)]
+        assert [a.status_code for a in genres] == [200] * 30
+        assert sum("; hit" in a.headers["cache-status"] for a in genres) == 29
+        assert chat(served, made["key"]).status_code == 200  # 60 + 50 tokens
+        assert chat(served, made["key"], model="gpt-4o").status_code == 403  # refused
+        fake.reset(lambda seen: Answer(status=500, body=b"oops", headers={}))
+        assert chat(served, made["key"]).status_code == 502
+    assert len(stub.seen) == 1
+    totals = usage_totals(sqlite_url(folder), made["id"])  # read once: the service is gone
+    assert {k: totals[k] for k in ("requests", "refused", "upstream_errors")} == {
+        "requests": 32,
+        "refused": 1,
+        "upstream_errors": 1,
+    }
+    assert (totals["prompt_tokens"], totals["completion_tokens"], totals["cache_saved"]) == (
+        60,
+        50,
+        29,
+    )

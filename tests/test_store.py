@@ -126,6 +126,64 @@ def test_rate_is_exact_under_200_concurrent_admissions(backend: Backend) -> None
     assert allowed.count(True) == 50
 
 
+def test_a_lease_grants_what_the_rate_allows_and_refuses_beyond(backend: Backend) -> None:
+    limits = Limits(rpm=10)  # one every 6 s, a burst of 10
+
+    async def scenario(store: Store) -> None:
+        first = await store.admit("s", limits, NOW, count=4)
+        assert (first.allowed, first.granted, first.remaining) == (True, 4, 6)
+        assert first.reset == pytest.approx(24)
+        edge = await store.admit("s", limits, NOW, count=8)  # only 6 are left
+        assert (edge.allowed, edge.granted, edge.remaining) == (True, 6, 0)
+        refused = await store.admit("s", limits, NOW + 1, count=5)
+        assert (refused.allowed, refused.reason, refused.granted) == (False, "rate_limited", 0)
+        assert refused.retry_after == pytest.approx(5)
+        later = await store.admit("s", limits, NOW + 12, count=5)  # two intervals drained
+        assert (later.granted, later.remaining) == (2, 0)
+        [today] = await store.usage("s", NOW)
+        assert today.requests == 12  # admit counts what it granted
+
+    run(backend, scenario)
+
+
+def test_a_lease_takes_at_most_what_is_left_of_the_daily_quota(backend: Backend) -> None:
+    limits = Limits(rpm=6000, daily_requests=10)
+
+    async def scenario(store: Store) -> None:
+        assert (await store.admit("s", limits, NOW, count=7)).granted == 7
+        edge = await store.admit("s", limits, NOW + 1, count=7)
+        assert (edge.granted, edge.daily_remaining) == (3, 0)
+        spent = await store.admit("s", limits, NOW + 2, count=7)
+        assert (spent.allowed, spent.reason, spent.granted) == (False, "quota_exceeded", 0)
+        # Unused admissions given back reopen the quota for exactly that many.
+        await store.record("s", NOW + 3, Usage(requests=-2))
+        back = await store.admit("s", limits, NOW + 4, count=7)
+        assert (back.granted, back.daily_remaining) == (2, 0)
+        [today] = await store.usage("s", NOW)
+        assert today.requests == 10
+
+    run(backend, scenario)
+
+
+@pytest.mark.parametrize(
+    ("limits", "total"),
+    [(Limits(rpm=50), 50), (Limits(rpm=6000, daily_requests=37), 37)],
+    ids=["rate", "daily"],
+)
+def test_leases_are_exact_under_100_concurrent_admissions(
+    backend: Backend, limits: Limits, total: int
+) -> None:
+    async def scenario(store: Store) -> list[int]:
+        decisions = await asyncio.gather(
+            *(store.admit("hot", limits, NOW, count=1 + n % 4) for n in range(100))
+        )
+        return [d.granted for d in decisions]
+
+    granted = run(backend, scenario)
+    assert sum(granted) == total
+    assert all(0 <= g <= 1 + n % 4 for n, g in enumerate(granted))
+
+
 def test_a_refused_request_changes_no_counter(backend: Backend) -> None:
     limits = Limits(rpm=2, daily_requests=10, monthly_tokens=1000)
 

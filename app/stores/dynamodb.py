@@ -16,9 +16,13 @@ cold start).
      `now <= tat <= now + period - inc`; both also require the month's tokens below the
      quota. On failure DynamoDB returns the old item: a refusal needs no other trip, a
      wrong branch tries the other one.
-  2. UpdateItem D#day: `ADD requests 1` if below the daily quota. If the quota is spent,
-     the rate taken in 1 is given back (`tat - inc`: exact, GCRA is additive), and this
-     process remembers the day as spent (counts only grow), so later refusals cost no trip.
+  A lease of k admissions moves `tat` by `k * inc` (k: as many as fit, from the old item
+  when the first guess failed).
+  2. UpdateItem D#day: `ADD requests k` if k fit below the daily quota (else k shrinks to
+     what is left, from the old item). What the quota did not take of the rate taken in 1
+     is given back (`tat - inc` each: exact, GCRA is additive), and when none fit this
+     process remembers the day as spent for `_SPENT_FOR` seconds, so refusals meanwhile cost
+     no trip (only unused lease admissions given back lower a count: they may reopen it).
   So: admitted in 2 round trips (3 on a wrong branch), rate-refused in 1.
   On a quota or rate refusal, `daily_remaining` is from the last count this process saw.
 - Expired items may linger (DynamoDB deletes them within days; moto never): reads check
@@ -31,6 +35,7 @@ cold start).
 from __future__ import annotations
 
 import base64
+import dataclasses
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -51,6 +56,7 @@ __all__ = ["USAGE_DAYS", "DynamoStore"]
 
 USAGE_DAYS = 400
 _STATE_TTL = 62 * 86_400
+_SPENT_FOR = 2.0  # seconds a day seen spent is refused without asking (leases given back)
 _USAGE_FIELDS = (
     "requests",
     "refused",
@@ -74,7 +80,7 @@ class DynamoStore:
         self._api = DynamoApi(region, endpoint)
         self._tat_seen: dict[str, int] = {}
         self._requests_seen: dict[tuple[str, str], int] = {}
-        self._day_spent: dict[tuple[str, str], int] = {}
+        self._day_spent: dict[tuple[str, str], tuple[int, float]] = {}  # count, until
         # A key id names one digest for the key's life: once seen, `touch` and `revoke`
         # need no KID# read (a round trip on each key's first request in a process).
         self._digests: dict[str, str] = {}
@@ -177,19 +183,24 @@ class DynamoStore:
 
     # -- limits and usage -----------------------------------------------------------------
 
-    async def admit(self, subject: str, limits: Limits, now: float) -> Decision:
+    async def admit(self, subject: str, limits: Limits, now: float, count: int = 1) -> Decision:
         day, month = limiter.day_of(now), limiter.month_of(now)
         seen = self._requests_seen.get((subject, day), 0)
         spent = self._day_spent.get((subject, day))
-        if spent is not None and limits.daily_requests is not None:
-            refusal = limiter.quota_refusal(limits, now, spent, 0)
+        if spent is not None and now < spent[1] and limits.daily_requests is not None:
+            refusal = limiter.quota_refusal(limits, now, spent[0], 0)
             if refusal is not None and refusal.reason == "quota_exceeded":
                 return refusal
+        if limits.daily_requests is not None:  # `seen`: about what is counted already
+            count = max(1, min(count, limits.daily_requests - seen))
         now_us, inc = limiter.us(now), limiter.increment(limits.rpm)
         state_key = {"pk": _s(f"RL#{subject}"), "sk": _s("STATE")}
-        busy = self._tat_seen.get(subject, 0) >= now_us
+        tat_seen = self._tat_seen.get(subject, 0)
+        busy = tat_seen >= now_us
+        # A guess from the last `tat` seen; a failed condition returns the real one.
+        granted = max(1, limiter.fitting(max(tat_seen, now_us), now_us, limits.rpm, count))
         for _ in range(4):
-            update = self._gcra_branch(busy, now, now_us, inc, month, limits)
+            update = self._gcra_branch(busy, now, now_us, granted * inc, month, limits)
             try:
                 answer = await self._call(
                     "UpdateItem",
@@ -208,10 +219,10 @@ class DynamoStore:
                 )
                 if refusal is not None:
                     return limiter.quota_refusal(limits, now, seen, tokens) or refusal
-                step = limiter.gcra(tat, now_us, limits.rpm)
+                step = limiter.gcra(tat, now_us, limits.rpm, count=count)
                 if not step.allowed:
                     return limiter.rate_refusal(limits, step, seen, tokens)
-                busy = not busy  # the other branch's condition holds
+                busy, granted = (tat or 0) >= now_us, step.granted
                 continue
             new = answer["Attributes"]
             new_tat, tokens = _int(new["tat"]), _int(new.get(f"m#{month}"))
@@ -219,23 +230,29 @@ class DynamoStore:
             break
         else:
             raise StoreUnavailable("dynamodb: rate state kept changing (contention)")
-        requests = await self._count_request(subject, day, now, limits)
-        if requests is None:  # the daily quota is spent: give the rate back
+        requests, counted = await self._count_requests(subject, day, now, limits, granted)
+        if counted < granted:  # the daily quota had less left: give that rate back
+            back = (granted - counted) * inc
             await self._call(
                 "UpdateItem",
                 Key=state_key,
                 UpdateExpression="ADD tat :back",
-                ExpressionAttributeValues={":back": _n(-inc)},
+                ExpressionAttributeValues={":back": _n(-back)},
             )
-            spent = self._day_spent.setdefault((subject, day), limits.daily_requests or 0)
-            return limiter.quota_refusal(limits, now, spent, tokens) or _never()
+            new_tat -= back
+        if counted == 0:
+            spent = (limits.daily_requests or 0, now + _SPENT_FOR)
+            self._day_spent[(subject, day)] = spent
+            return limiter.quota_refusal(limits, now, spent[0], tokens) or _never()
         self._requests_seen[(subject, day)] = requests
         step = limiter.decision_after(new_tat, now_us, limits.rpm)
+        step = dataclasses.replace(step, granted=counted)
         return limiter.allowed(limits, step, requests, tokens)
 
     def _gcra_branch(
         self, busy: bool, now: float, now_us: int, inc: int, month: str, limits: Limits
     ) -> dict[str, Any]:
+        """The conditional update moving `tat` on by `inc` (all the granted intervals)."""
         values = {":now": _n(now_us), ":ttl": _n(int(now) + _STATE_TTL)}
         if busy:
             expression, condition = "SET tat = tat + :inc", "tat >= :now AND tat <= :max"
@@ -256,31 +273,42 @@ class DynamoStore:
             "ExpressionAttributeValues": values,
         }
 
-    async def _count_request(
-        self, subject: str, day: str, now: float, limits: Limits
-    ) -> int | None:
-        """Count one admitted request in the day's usage; None if the daily quota is spent."""
-        kwargs: dict[str, Any] = {
-            "Key": {"pk": _s(f"RL#{subject}"), "sk": _s(f"D#{day}")},
-            "UpdateExpression": "ADD requests :one SET #ttl = if_not_exists(#ttl, :ttl)",
-            "ExpressionAttributeNames": {"#ttl": "ttl"},
-            "ExpressionAttributeValues": {
-                ":one": _n(1),
-                ":ttl": _n(int(now) + USAGE_DAYS * 86_400),
-            },
-            "ReturnValues": "UPDATED_NEW",
-        }
-        if limits.daily_requests is not None:
-            kwargs["ConditionExpression"] = "attribute_not_exists(requests) OR requests < :max"
-            kwargs["ExpressionAttributeValues"][":max"] = _n(limits.daily_requests)
-        try:
-            answer = await self._call("UpdateItem", **kwargs)
-        except _ConditionFailed:
-            return None
-        return _int(answer["Attributes"]["requests"])
+    async def _count_requests(
+        self, subject: str, day: str, now: float, limits: Limits, count: int
+    ) -> tuple[int, int]:
+        """Count up to `count` admitted requests in the day's usage, as many as the daily
+        quota has left: (the day's count after, how many were counted; 0 if none was)."""
+        for _ in range(8):
+            kwargs: dict[str, Any] = {
+                "Key": {"pk": _s(f"RL#{subject}"), "sk": _s(f"D#{day}")},
+                "UpdateExpression": "ADD requests :k SET #ttl = if_not_exists(#ttl, :ttl)",
+                "ExpressionAttributeNames": {"#ttl": "ttl"},
+                "ExpressionAttributeValues": {
+                    ":k": _n(count),
+                    ":ttl": _n(int(now) + USAGE_DAYS * 86_400),
+                },
+                "ReturnValues": "UPDATED_NEW",
+            }
+            if limits.daily_requests is not None:
+                kwargs["ConditionExpression"] = "attribute_not_exists(requests) OR requests <= :max"
+                kwargs["ExpressionAttributeValues"][":max"] = _n(limits.daily_requests - count)
+                kwargs["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+            try:
+                answer = await self._call("UpdateItem", **kwargs)
+            except _ConditionFailed as exc:
+                left = (limits.daily_requests or 0) - _int(exc.item.get("requests"))
+                if left <= 0:
+                    return 0, 0
+                count = min(count, left)
+                continue
+            return _int(answer["Attributes"]["requests"]), count
+        raise StoreUnavailable("dynamodb: the day's count kept changing (contention)")
 
     async def record(self, subject: str, now: float, usage: Usage) -> None:
         day, month = limiter.day_of(now), limiter.month_of(now)
+        if usage.requests < 0:  # admissions given back: the day may have room again
+            self._day_spent.pop((subject, day), None)
+            self._requests_seen.pop((subject, day), None)
         adds = {f: getattr(usage, f) for f in _USAGE_FIELDS if getattr(usage, f)}
         expression = "SET #ttl = if_not_exists(#ttl, :ttl)"
         if adds:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from app.store import Decision, Limits
@@ -22,6 +22,7 @@ __all__ = [
     "Gcra",
     "allowed",
     "day_of",
+    "fitting",
     "gcra",
     "month_of",
     "quota_refusal",
@@ -47,19 +48,31 @@ class Gcra:
     remaining: int
     reset: float
     retry_after: float
+    granted: int = 1
+    """Admissions granted (0 when refused)."""
 
 
 def increment(limit: int, period_us: int = MINUTE_US) -> int:
     return max(1, period_us // max(1, limit))
 
 
-def gcra(tat: int | None, now_us: int, limit: int, period_us: int = MINUTE_US) -> Gcra:
-    """Decide one request against the stored `tat` (None: never seen)."""
+def gcra(
+    tat: int | None, now_us: int, limit: int, period_us: int = MINUTE_US, count: int = 1
+) -> Gcra:
+    """Decide up to `count` requests against the stored `tat` (None: never seen): as many
+    as fit now, each moving `tat` one interval on (all or part of a burst at once)."""
     base = max(tat or now_us, now_us)
-    new_tat = base + increment(limit, period_us)
-    if new_tat - now_us > period_us:
+    granted = fitting(base, now_us, limit, count, period_us)
+    if granted < 1:
         return refused_after(base, now_us, limit, period_us)
-    return decision_after(new_tat, now_us, limit, period_us)
+    new_tat = base + granted * increment(limit, period_us)
+    return replace(decision_after(new_tat, now_us, limit, period_us), granted=granted)
+
+
+def fitting(base: int, now_us: int, limit: int, count: int, period_us: int = MINUTE_US) -> int:
+    """How many of `count` requests fit when `tat` is `base` (>= now): request k fits when
+    `base + k * inc - now <= period`."""
+    return max(0, min(count, (period_us - (base - now_us)) // increment(limit, period_us)))
 
 
 def decision_after(new_tat: int, now_us: int, limit: int, period_us: int = MINUTE_US) -> Gcra:
@@ -73,7 +86,8 @@ def refused_after(tat: int, now_us: int, limit: int, period_us: int = MINUTE_US)
     """The header values of a refusal against a stored `tat` that is too far ahead: the
     request would fit once `tat` has drained to `period - inc` ahead of now."""
     inc = increment(limit, period_us)
-    return Gcra(False, tat, 0, (tat - now_us) / 1e6, (tat + inc - period_us - now_us) / 1e6)
+    retry = (tat + inc - period_us - now_us) / 1e6
+    return Gcra(False, tat, 0, (tat - now_us) / 1e6, retry, granted=0)
 
 
 def _utc(now: float) -> dt.datetime:
@@ -118,7 +132,7 @@ def quota_refusal(
         wait = seconds_to_next_month(now)
     else:
         return None
-    refusal = Gcra(False, 0, 0, wait, wait)
+    refusal = Gcra(False, 0, 0, wait, wait, granted=0)
     return _decision(limits, "quota_exceeded", refusal, day_requests, month_tokens)
 
 
@@ -127,7 +141,7 @@ def rate_refusal(limits: Limits, step: Gcra, day_requests: int, month_tokens: in
 
 
 def allowed(limits: Limits, step: Gcra, day_requests: int, month_tokens: int) -> Decision:
-    """An admission; `day_requests` already counts this request."""
+    """An admission of `step.granted` requests; `day_requests` already counts them."""
     return _decision(limits, "ok", step, day_requests, month_tokens)
 
 
@@ -150,4 +164,5 @@ def _decision(
         daily_remaining=None if daily is None else max(0, daily - day_requests),
         monthly_tokens=monthly,
         tokens_remaining=None if monthly is None else max(0, monthly - month_tokens),
+        granted=step.granted if step.allowed else 0,
     )

@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
@@ -55,8 +56,8 @@ _USAGE_FIELDS = (
 
 # KEYS: rate, day hash, month tokens, days index.
 # ARGV: caller now (µs), clock, period (µs), inc (µs), daily limit, monthly quota (-1: none),
-#       day (epoch days), day name, usage ttl (s).
-# Returns {code, day requests, month tokens, µs of tat ahead of now}; code 1 admitted,
+#       day (epoch days), day name, usage ttl (s), count (admissions wanted).
+# Returns {code, day requests, month tokens, µs of tat ahead of now, granted}; code 1 admitted,
 # 0 rate-limited, 2 daily quota spent, 3 monthly tokens spent. A refusal writes nothing.
 _ADMIT = """
 local now
@@ -70,20 +71,24 @@ local period, inc = tonumber(ARGV[3]), tonumber(ARGV[4])
 local dlim, mlim = tonumber(ARGV[5]), tonumber(ARGV[6])
 local requests = tonumber(redis.call('HGET', KEYS[2], 'requests') or '0')
 local tokens = tonumber(redis.call('GET', KEYS[3]) or '0')
-if dlim >= 0 and requests >= dlim then return {2, requests, tokens, 0} end
-if mlim >= 0 and tokens >= mlim then return {3, requests, tokens, 0} end
+if dlim >= 0 and requests >= dlim then return {2, requests, tokens, 0, 0} end
+if mlim >= 0 and tokens >= mlim then return {3, requests, tokens, 0, 0} end
+local count = tonumber(ARGV[10])
+if dlim >= 0 and dlim - requests < count then count = dlim - requests end
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < now then tat = now end
-local new_tat = tat + inc
-if new_tat - now > period then return {0, requests, tokens, tat - now} end
+local k = math.floor((period - (tat - now)) / inc)
+if k > count then k = count end
+if k < 1 then return {0, requests, tokens, tat - now, 0} end
+local new_tat = tat + k * inc
 -- %.0f: Lua's default number format keeps 14 digits, and epoch µs have 16.
 local ttl_ms = math.ceil((new_tat - now) / 1000) + 1
 redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', ttl_ms)
-requests = redis.call('HINCRBY', KEYS[2], 'requests', 1)
+requests = redis.call('HINCRBY', KEYS[2], 'requests', k)
 redis.call('EXPIRE', KEYS[2], ARGV[9])
 redis.call('ZADD', KEYS[4], ARGV[7], ARGV[8])
 redis.call('EXPIRE', KEYS[4], ARGV[9])
-return {1, requests, tokens, new_tat - now}
+return {1, requests, tokens, new_tat - now, k}
 """
 
 # KEYS: the entry. ARGV: the new stored value, caller now (ms), ttl (ms).
@@ -191,7 +196,7 @@ class RedisStore:
 
     # -- limits and usage -----------------------------------------------------------------
 
-    async def admit(self, subject: str, limits: Limits, now: float) -> Decision:
+    async def admit(self, subject: str, limits: Limits, now: float, count: int = 1) -> Decision:
         day, month = limiter.day_of(now), limiter.month_of(now)
         keys = [
             self._subject(subject, "rate"),
@@ -209,11 +214,13 @@ class RedisStore:
             int(now // 86_400),
             day,
             USAGE_DAYS * 86_400,
+            count,
         ]
         with _unavailable():
-            code, requests, tokens, ahead = await self._admit(keys=keys, args=args)
+            code, requests, tokens, ahead, granted = await self._admit(keys=keys, args=args)
         if code == 1:
             step = limiter.decision_after(int(ahead), 0, limits.rpm)
+            step = dataclasses.replace(step, granted=int(granted))
             return limiter.allowed(limits, step, int(requests), int(tokens))
         if code == 0:
             step = limiter.refused_after(int(ahead), 0, limits.rpm)

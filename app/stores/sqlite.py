@@ -3,9 +3,10 @@
 - WAL (readers never wait for the writer), `synchronous=NORMAL` (durable against a crash
   of the process; the last commits may be lost on power loss), `busy_timeout` so writers
   of other processes queue instead of failing.
-- `admit` is one `BEGIN IMMEDIATE` transaction (read rate state, daily count and monthly
-  tokens, then write): IMMEDIATE takes the write lock first, so concurrent processes
-  serialise instead of failing with "database is locked" on a read-to-write upgrade.
+- `admit` (one request, or a lease of several) is one `BEGIN IMMEDIATE` transaction (read
+  rate state, daily count and monthly tokens, then write): IMMEDIATE takes the write lock
+  first, so concurrent processes serialise instead of failing with "database is locked"
+  on a read-to-write upgrade.
   Every other write is a single autocommit statement.
 - Writes and most reads run on the store's own worker thread, which owns the writing
   connection: one thread hop per operation, never the event loop. Two hot operations of the
@@ -215,8 +216,8 @@ class SqliteStore:
 
     # -- limits and usage -----------------------------------------------------------------
 
-    async def admit(self, subject: str, limits: Limits, now: float) -> Decision:
-        return await self._run(lambda db: _admit(db, subject, limits, now))
+    async def admit(self, subject: str, limits: Limits, now: float, count: int = 1) -> Decision:
+        return await self._run(lambda db: _admit(db, subject, limits, now, count))
 
     async def record(self, subject: str, now: float, usage: Usage) -> None:
         values = [getattr(usage, field) for field in _USAGE_FIELDS]
@@ -375,7 +376,9 @@ def _settle(waiter: asyncio.Future[None], error: StoreUnavailable | None) -> Non
         waiter.set_exception(StoreUnavailable(str(error)))
 
 
-def _admit(db: sqlite3.Connection, subject: str, limits: Limits, now: float) -> Decision:
+def _admit(
+    db: sqlite3.Connection, subject: str, limits: Limits, now: float, count: int
+) -> Decision:
     day, month, now_us = limiter.day_of(now), limiter.month_of(now), limiter.us(now)
     with _immediate(db):
         tat, requests, tokens = db.execute(
@@ -388,7 +391,9 @@ def _admit(db: sqlite3.Connection, subject: str, limits: Limits, now: float) -> 
         refusal = limiter.quota_refusal(limits, now, requests, tokens)
         if refusal is not None:
             return refusal
-        step = limiter.gcra(tat, now_us, limits.rpm)
+        if limits.daily_requests is not None:
+            count = min(count, limits.daily_requests - requests)
+        step = limiter.gcra(tat, now_us, limits.rpm, count=count)
         if not step.allowed:
             return limiter.rate_refusal(limits, step, requests, tokens)
         db.execute(
@@ -397,11 +402,11 @@ def _admit(db: sqlite3.Connection, subject: str, limits: Limits, now: float) -> 
             (subject, step.tat),
         )
         db.execute(
-            "INSERT INTO usage (subject, day, requests) VALUES (?, ?, 1)"
-            " ON CONFLICT (subject, day) DO UPDATE SET requests = requests + 1",
-            (subject, day),
+            "INSERT INTO usage (subject, day, requests) VALUES (?, ?, ?)"
+            " ON CONFLICT (subject, day) DO UPDATE SET requests = requests + excluded.requests",
+            (subject, day, step.granted),
         )
-    return limiter.allowed(limits, step, requests + 1, tokens)
+    return limiter.allowed(limits, step, requests + step.granted, tokens)
 
 
 class _immediate:
