@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.hot import HotPath
+from app.hot import MAX_TARGET_BYTES, HotPath
 from app.stores.sqlite import SqliteStore
 from tests.conftest import SECRET, LogCapture, make_settings
 from tests.keys_support import keys_cli, sqlite_url
@@ -222,6 +222,14 @@ def test_a_different_query_is_never_served_anothers_answer(
     assert other.headers["cache-status"] == "keyless; fwd=uri-miss; stored"
     assert [dict(s.query)["q"] for s in stub.seen] == ["a b", "a+b"]
     assert server.answered == 1
+
+
+def test_a_long_target_is_never_remembered(server: Server, stub: StubUpstream) -> None:
+    padded = SEARCH + "&padding=" + "x" * MAX_TARGET_BYTES  # ignored, but remembered bytes
+    assert server.get(padded, AUTH).status_code == 200
+    again = server.get(padded, AUTH)
+    assert again.status_code == 200 and again.headers["cache-status"].startswith("keyless; hit")
+    assert server.answered == 0 and len(stub.seen) == 1
 
 
 def test_a_refused_query_never_enters_the_hot_path(server: Server, stub: StubUpstream) -> None:
