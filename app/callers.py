@@ -31,11 +31,11 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.credentials import Credentials
-from app.errors import Forbidden, LimitExceeded, ServiceError, StoreDown, Unauthorized
+from app.errors import Forbidden, LimitExceeded, StoreDown, Unauthorized
 from app.keys import digest, is_key_shaped
 from app.limits import LimitHeaders, LocalLimiter
 from app.observability import current_record
-from app.security import API_KEY_HEADER, authenticate, authorize, presented_credential
+from app.security import API_KEY_HEADER, authenticate, presented_credential
 from app.settings import CoreSettings
 from app.store import (
     Decision,
@@ -150,44 +150,6 @@ class Gate:
             return self.static_caller()
         return await self.identify_key(self.key_digest(text), scopes)
 
-    def identify_now(self, headers: Headers, scopes: Collection[str]) -> Caller | None:
-        """`identify` without I/O: the caller when it can be decided from what this process
-        holds (a static secret held in memory, compared in constant time; a key found in the
-        key cache, valid and in scope); None otherwise: it would need the store, or it is a
-        refusal, which `identify` then produces."""
-        token = presented_credential(
-            headers.getlist("authorization"), headers.getlist(API_KEY_HEADER)
-        )
-        if token is None:
-            return None
-        text = token.decode("utf-8", "surrogateescape")
-        if not is_key_shaped(text):
-            secrets = self.credentials.bearer_secrets_now()
-            if not secrets:
-                return None
-            try:
-                authorize(
-                    headers.getlist("authorization"), secrets, headers.getlist(API_KEY_HEADER)
-                )
-            except ServiceError:
-                return None
-            return self.static_caller()
-        now = self._clock()
-        found, record = self._cache.get(self.key_digest(text), now)
-        if not found or record is None or record.revoked is not None:
-            return None
-        if record.expires is not None and record.expires <= now:
-            return None
-        if record.scopes and not record.scopes.intersection(scopes):
-            return None
-        current_record().key_id = record.key_id
-        limits = Limits(
-            rpm=record.rpm or self._rpm,
-            daily_requests=record.daily_requests,
-            monthly_tokens=record.monthly_tokens,
-        )
-        return Caller(record.key_id, record.key_id, record.scopes, record.models, limits)
-
     def static_caller(self) -> Caller:
         """The caller of a request that presented a static secret (checked by the caller)."""
         current_record().key_id = STATIC_SUBJECT
@@ -278,11 +240,6 @@ class Gate:
         if caller.key_id is not None:
             self._touch(caller.key_id, now)
         return Admission(self, caller, decision)
-
-    def admit_now(self, caller: Caller, *, openai_names: bool = False) -> Admission | None:
-        """`admit` without I/O, when that can be done correctly; None when it needs the store
-        (then `await admit(...)`). Every admission here needs the store: always None."""
-        return None
 
     async def enter(
         self, headers: Headers, scopes: Collection[str], *, openai_names: bool = False

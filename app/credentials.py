@@ -172,11 +172,6 @@ class Credentials:
     def has_bearer_secrets(self) -> bool:
         return bool(self._bearer_secrets) or self._bearer_ref is not None
 
-    def bearer_secrets_now(self) -> tuple[bytes, ...] | None:
-        """The accepted secrets when they are held in memory (from settings); None when they
-        are read from a store (`bearer_secrets` then reads them)."""
-        return self._bearer_secrets if self._bearer_ref is None else None
-
     async def bearer_secrets(self) -> tuple[bytes, ...]:
         """The accepted secrets; a stored value may hold several, comma-separated, and only
         its strong ones are accepted (checked once per read of the stored value)."""
