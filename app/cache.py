@@ -64,6 +64,9 @@ class Served:
     saved: bool = False
     """True when this request made no upstream call (a hit, or collapsed into another's
     call): what usage counts as `cache_saved`."""
+    entry: str | None = None
+    """The name of the cache entry the answer is kept under (`ResponseCache.fresh` reads
+    it); None when the answer is not cached."""
 
     @property
     def headers(self) -> dict[str, str]:
@@ -146,20 +149,22 @@ class ResponseCache:
             entry = await self._stored(name, now)
             entry = entry or self._remembered(name, now)  # filled while we waited
         if entry is not None:
-            return Served(
-                entry.body,
-                f"{CACHE_NAME}; hit; ttl={int(entry.expires - now)}",
-                age=max(0, int(now - entry.stored)),
-                saved=True,
-            )
+            return _hit(name, entry, now)
         flight = shared.in_flight.get(name)
         if flight is not None:
             try:
                 body = await asyncio.shield(flight)
             except (Uncacheable, _Abandoned):
                 return await self.fetch(key, ttl, produce)
-            return Served(body, f"{CACHE_NAME}; fwd=uri-miss; collapsed", saved=True)
+            return Served(body, f"{CACHE_NAME}; fwd=uri-miss; collapsed", saved=True, entry=name)
         return await self._produce(name, ttl, produce)
+
+    def fresh(self, entry: str) -> Served | None:
+        """The hit `fetch` would answer for the entry named `entry` (`Served.entry`) when
+        the in-process level holds it fresh; None otherwise. Never reads the store."""
+        now = self._clock()
+        found = self._remembered(entry, now)
+        return None if found is None else _hit(entry, found, now)
 
     async def _produce(
         self, name: str, ttl: float, produce: Callable[[], Awaitable[bytes]]
@@ -185,7 +190,7 @@ class ResponseCache:
         del shared.in_flight[name]
         shared_ok = await self._store(name, entry, ttl, now)
         detail = "" if shared_ok else "; detail=store-unavailable"
-        return Served(body, f"{CACHE_NAME}; fwd=uri-miss; stored{detail}")
+        return Served(body, f"{CACHE_NAME}; fwd=uri-miss; stored{detail}", entry=name)
 
     # -- level 1: in process --------------------------------------------------------------
 
@@ -280,6 +285,16 @@ class ResponseCache:
     async def aclose(self) -> None:
         if self._shared.store is not None:
             await self._shared.store.aclose()
+
+
+def _hit(name: str, entry: _Entry, now: float) -> Served:
+    return Served(
+        entry.body,
+        f"{CACHE_NAME}; hit; ttl={int(entry.expires - now)}",
+        age=max(0, int(now - entry.stored)),
+        saved=True,
+        entry=name,
+    )
 
 
 def cache_of(request: Request) -> ResponseCache | None:

@@ -23,6 +23,7 @@ from app.connector import Connector, Started, Surface
 from app.cors import JsonCORSMiddleware
 from app.credentials import Credentials, SecretRef, StoredSecret
 from app.errors import ServiceError
+from app.hot import HotPath
 from app.mcp_mount import MCP_PATH, MCPEndpoint
 from app.oauth.identity import GateIdentities
 from app.oauth.routes import oauth_routes
@@ -185,6 +186,8 @@ def create_app(
         expose_headers=["WWW-Authenticate", "Retry-After", "X-Request-Id", "RateLimit"],
         max_age=600,
     )
+    if cache is not None:  # cache hits answered below the framework, inside the access log
+        app.add_middleware(HotPath, gate=gate)
     app.add_middleware(AccessLog)
     return app
 

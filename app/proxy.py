@@ -15,6 +15,7 @@ from app.answers import encode_answer
 from app.cache import Served
 from app.connector import Upstream
 from app.errors import UpstreamError
+from app.hot import learn
 from app.observability import current_record
 from app.operations import Operation
 from app.params import Params
@@ -80,6 +81,8 @@ def _endpoint(
         served = await call_operation(operation, params, upstream)
         if served.saved:
             await admission.gate.record(admission.caller.subject, Usage(cache_saved=1))
+        if served.entry is not None and upstream.cache is not None:
+            learn(upstream.cache, served.entry, scopes, operation.name)  # app/hot.py
         return Response(served.body, media_type="application/json", headers=served.headers)
 
     endpoint.__name__ = operation.name
