@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import ipaddress
 import json
 import os
 import ssl
@@ -20,7 +19,7 @@ import uuid
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,7 @@ from app.stores.dynamodb_api import DynamoApi, DynamoError
 from tests.keys_support import keys_cli
 from tests.servers import moto_server  # noqa: F401 - fixture
 from tests.store_backends import create_table
+from tests.tls_support import certificate, serving_context
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = 1_795_687_200.0
@@ -438,43 +438,6 @@ def test_a_session_token_http_cannot_carry_sends_nothing(
     assert recorder.seen == []
 
 
-def _certificate(folder: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 and its key, as PEM files."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "loopback test")])
-    now = datetime.now(UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(hours=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
-    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_file, key_file
-
-
 def test_https_is_verified_against_the_shared_context(
     recorder: Recorder, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -482,9 +445,8 @@ def test_https_is_verified_against_the_shared_context(
     sent); one the process's TLS context trusts carries signed requests, kept alive."""
     from app import tls
 
-    cert_file, key_file = _certificate(tmp_path)
-    serving = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    serving.load_cert_chain(cert_file, key_file)
+    cert_file, key_file = certificate(tmp_path)
+    serving = serving_context(cert_file, key_file)
     recorder.server.socket = serving.wrap_socket(recorder.server.socket, server_side=True)
     endpoint = recorder.endpoint.replace("http://", "https://")
 
