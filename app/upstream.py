@@ -33,6 +33,7 @@ from app.errors import (
     UpstreamUnavailable,
 )
 from app.observability import current_record
+from app.tls import context_for
 from app.upstream_body import read_capped
 
 __all__ = [
@@ -106,10 +107,11 @@ class HttpxFetcher:
         await self.transport.aclose()
 
 
-def network_transport(prefer: str = "auto") -> httpx.AsyncBaseTransport:
-    """The pooled network transport: aiohttp's (the `server` extra) for long-running servers,
-    where it is several times faster; httpx's own where aiohttp is absent or not wanted
-    (AWS Lambda: one request at a time, and httpx's transport costs no extra import)."""
+def network_transport(base_url: str, prefer: str = "auto") -> httpx.AsyncBaseTransport:
+    """The pooled network transport to `base_url`: aiohttp's (the `server` extra) for
+    long-running servers, where it is several times faster; httpx's own where aiohttp is
+    absent or not wanted (AWS Lambda: one request at a time, and httpx's transport costs no
+    extra import), with the process's one TLS context (app/tls.py)."""
     if prefer != "httpx":
         try:
             from app.aiohttp_transport import AiohttpTransport
@@ -119,7 +121,9 @@ def network_transport(prefer: str = "auto") -> httpx.AsyncBaseTransport:
         else:
             return AiohttpTransport(max_body=MAX_UPSTREAM_BYTES)
     return httpx.AsyncHTTPTransport(
-        limits=httpx.Limits(max_connections=100, max_keepalive_connections=20), trust_env=False
+        verify=context_for(base_url),
+        limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+        trust_env=False,
     )
 
 
@@ -147,7 +151,7 @@ class UpstreamClient:
 
     def _network(self) -> Fetcher:
         if self._fetcher is None:
-            transport = self._transport or network_transport(self._prefer)
+            transport = self._transport or network_transport(self.base_url, self._prefer)
             if isinstance(transport, Fetcher):
                 self._fetcher = transport  # fetches natively (aiohttp)
             else:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -49,8 +50,9 @@ def error_answer(status: int, message: str, type_: str, code: str | None, **head
 
 
 class FakeOpenAI:
-    def __init__(self) -> None:
+    def __init__(self, *, ssl_context: ssl.SSLContext | None = None) -> None:
         self.answer: Callable[[Seen], Answer] = lambda seen: json_answer({"ok": True})
+        self.ssl_context = ssl_context  # serve https (tests/tls_support.py)
         self.seen: list[Seen] = []
         self.hung_up = threading.Event()  # a streamed write found the caller gone
         self.chunks_sent = 0
@@ -61,7 +63,7 @@ class FakeOpenAI:
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
+        return f"{'https' if self.ssl_context else 'http'}://127.0.0.1:{self.port}/v1"
 
     def reset(self, answer: Callable[[Seen], Answer] | None = None) -> None:
         self.seen.clear()
@@ -85,7 +87,7 @@ class FakeOpenAI:
         app.router.add_route("*", "/{tail:.*}", self._handle)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
         self._loop.run_until_complete(runner.setup())
-        site = web.TCPSite(runner, "127.0.0.1", 0)
+        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=self.ssl_context)
         self._loop.run_until_complete(site.start())
         self.port = runner.addresses[0][1]
         self._ready.set()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -51,8 +52,14 @@ def default_reply(seen: Seen) -> Reply:
 
 
 class StubUpstream:
-    def __init__(self, answer: Callable[[Seen], Reply] = default_reply) -> None:
+    def __init__(
+        self,
+        answer: Callable[[Seen], Reply] = default_reply,
+        *,
+        ssl_context: ssl.SSLContext | None = None,  # serve https (tests/tls_support.py)
+    ) -> None:
         self.answer = answer
+        self.ssl_context = ssl_context
         self.seen: list[Seen] = []
         self._lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
@@ -62,7 +69,7 @@ class StubUpstream:
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/api/v2"
+        return f"{'https' if self.ssl_context else 'http'}://127.0.0.1:{self.port}/api/v2"
 
     def __enter__(self) -> StubUpstream:
         self._thread.start()
@@ -80,7 +87,7 @@ class StubUpstream:
         app.router.add_route("*", "/{tail:.*}", self._handle)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
         self._loop.run_until_complete(runner.setup())
-        site = web.TCPSite(runner, "127.0.0.1", 0)
+        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=self.ssl_context)
         self._loop.run_until_complete(site.start())
         self.port = runner.addresses[0][1]
         self._ready.set()

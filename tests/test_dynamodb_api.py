@@ -10,6 +10,7 @@ import asyncio
 import base64
 import json
 import os
+import ssl
 import subprocess
 import sys
 import threading
@@ -35,6 +36,7 @@ from app.stores.dynamodb_api import DynamoApi, DynamoError
 from tests.keys_support import keys_cli
 from tests.servers import moto_server  # noqa: F401 - fixture
 from tests.store_backends import create_table
+from tests.tls_support import certificate, serving_context
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = 1_795_687_200.0
@@ -49,6 +51,7 @@ class Seen:
     path: str
     headers: dict[str, str]
     body: bytes
+    port: int = 0  # the client's: one port, one connection
 
 
 @dataclass
@@ -57,6 +60,8 @@ class Reply:
     body: dict[str, Any] = field(default_factory=dict)
     delay: float = 0.0
     crc: int | None = None  # the x-amz-crc32 to send (default: the body's own)
+    chunked: bool = False  # the body in chunks, without a Content-Length
+    hang_up: bool = False  # close the connection after answering, without saying so
 
 
 class Recorder:
@@ -74,7 +79,13 @@ class Recorder:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 recorder.seen.append(
-                    Seen(self.command, self.path, dict(self.headers.items()), body)
+                    Seen(
+                        self.command,
+                        self.path,
+                        dict(self.headers.items()),
+                        body,
+                        self.client_address[1],
+                    )
                 )
                 reply = recorder.replies.pop(0) if recorder.replies else Reply()
                 time.sleep(reply.delay)
@@ -82,10 +93,19 @@ class Recorder:
                 crc = zlib.crc32(content) if reply.crc is None else reply.crc
                 self.send_response(reply.status)
                 self.send_header("Content-Type", "application/x-amz-json-1.0")
-                self.send_header("Content-Length", str(len(content)))
                 self.send_header("x-amz-crc32", str(crc))
-                self.end_headers()
-                self.wfile.write(content)
+                if reply.chunked:
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.end_headers()
+                    for at in range(0, len(content), 7):
+                        piece = content[at : at + 7]
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                    self.wfile.write(b"0\r\n\r\n")
+                else:
+                    self.send_header("Content-Length", str(len(content)))
+                    self.end_headers()
+                    self.wfile.write(content)
+                self.close_connection = reply.hang_up
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -295,7 +315,21 @@ def test_dynamo_error_is_retryable_only_for_5xx_and_throttling() -> None:
             DynamoApi(region)
 
 
-def test_serving_a_request_with_keys_on_dynamodb_imports_neither_boto3_nor_botocore(
+# Cold start on Lambda (bench/cold_start.py): what a REST request with a key on DynamoDB
+# does not need. boto3 and its client (~90 ms), httpx's network transport (~24 ms), for a
+# plain-http endpoint the CA bundle (~15 ms), the OpenAI gateway and sample data (~6 ms).
+UNNEEDED = (
+    "boto3",
+    "botocore",
+    "httpcore",
+    "h11",
+    "certifi",
+    "app.connectors.openai.gateway",
+    "app.connectors.openai.sample",
+)
+
+
+def test_a_rest_request_with_a_key_on_dynamodb_imports_only_what_it_needs(
     moto_server: Any,  # noqa: F811
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -314,7 +348,7 @@ def test_serving_a_request_with_keys_on_dynamodb_imports_neither_boto3_nor_botoc
         "import json, sys\n"
         "from app.lambda_handler import handler\n"
         "answer = handler(json.loads(sys.argv[1]), None)\n"
-        "print(answer['statusCode'], *(m for m in ('boto3', 'botocore') if m in sys.modules))\n"
+        f"print(answer['statusCode'], *(m for m in {UNNEEDED!r} if m in sys.modules))\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LISTEN_", "OPENAI_"))}
     env.update(aws, STORE_URL=url, CHATGPT_SECRET="imports-secret-0123456789")
@@ -327,7 +361,7 @@ def test_serving_a_request_with_keys_on_dynamodb_imports_neither_boto3_nor_botoc
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["200"]  # served with the key, and nothing else imported
+    assert done.stdout.split() == ["200"]  # served with the key, and none of them imported
     [day] = keys_cli(url, "usage", keys_cli(url, "list")[0]["id"])
     assert day["requests"] == 1  # the request was counted on DynamoDB
 
@@ -349,3 +383,99 @@ def test_a_key_seen_once_is_touched_in_one_round_trip(recorder: Recorder) -> Non
     targets = [seen.headers["X-Amz-Target"].split(".")[1] for seen in recorder.seen]
     assert targets == ["GetItem", "UpdateItem"]  # no KID# read: the digest was known
     assert json.loads(recorder.seen[1].body)["Key"]["pk"] == {"S": "KEY#" + "d" * 64}
+
+
+def test_connections_are_kept_and_one_closed_while_frozen_is_not_used(recorder: Recorder) -> None:
+    """A Lambda container is frozen between invocations, and DynamoDB closes idle
+    connections meanwhile: the next write goes once, on a new connection, and succeeds."""
+
+    async def scenario() -> None:
+        store = store_on(recorder)
+        await store.kv_put("a", b"1", 60, NOW)
+        recorder.replies[:] = [Reply(hang_up=True)]
+        await store.kv_put("b", b"2", 60, NOW)  # answered, then the server hangs up
+        time.sleep(0.2)  # noqa: ASYNC251 - frozen: the loop never sees the FIN arrive
+        await store.kv_put("c", b"3", 60, NOW)  # a write: one try only
+        await store.kv_put("d", b"4", 60, NOW)
+        await store.aclose()
+
+    asyncio.run(scenario())
+    ports = [seen.port for seen in recorder.seen]
+    assert len(ports) == 4  # each write reached DynamoDB exactly once
+    assert ports[0] == ports[1] != ports[2] == ports[3]  # kept alive, replaced when closed
+
+
+def test_an_answer_in_chunks_is_read_whole(recorder: Recorder) -> None:
+    item = {"v": {"B": base64.b64encode(b"chunked value").decode()}, "exp": {"N": "1e10"}}
+
+    async def scenario() -> tuple[bytes | None, bytes | None]:
+        store = store_on(recorder)
+        recorder.replies[:] = [Reply(body={"Item": item}, chunked=True)] * 2
+        first = await store.kv_get("k", NOW)
+        second = await store.kv_get("k", NOW)  # on the same connection, read to its end
+        await store.aclose()
+        return first, second
+
+    assert asyncio.run(scenario()) == (b"chunked value", b"chunked value")
+    assert len({seen.port for seen in recorder.seen}) == 1
+
+
+def test_a_session_token_http_cannot_carry_sends_nothing(
+    recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "session-token-3f9a\r\nX-Injected: 1")
+
+    async def scenario() -> str:
+        store = store_on(recorder)
+        with pytest.raises(StoreUnavailable) as refused:
+            await store.kv_get("k", NOW)
+        await store.aclose()
+        return str(refused.value)
+
+    message = asyncio.run(scenario())
+    assert message == "dynamodb: GetItem: a request HTTP cannot carry; nothing was sent"
+    assert "session-token-3f9a" not in message  # the error is logged: never a credential
+    assert recorder.seen == []
+
+
+def test_https_is_verified_against_the_shared_context(
+    recorder: Recorder, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Over https the certificate is checked (a self-signed one is refused, and nothing is
+    sent); one the process's TLS context trusts carries signed requests, kept alive."""
+    from app import tls
+
+    cert_file, key_file = certificate(tmp_path)
+    serving = serving_context(cert_file, key_file)
+    recorder.server.socket = serving.wrap_socket(recorder.server.socket, server_side=True)
+    endpoint = recorder.endpoint.replace("http://", "https://")
+
+    async def refused() -> str:
+        store = DynamoStore("the-table", region="eu-west-1", endpoint=endpoint)
+        with pytest.raises(StoreUnavailable) as failed:
+            await store.kv_get("k", NOW)
+        await store.aclose()
+        return str(failed.value)
+
+    assert "ConnectError" in asyncio.run(refused())  # certifi's CAs never signed it
+    assert recorder.seen == []
+
+    trusting = ssl.create_default_context(cafile=cert_file)
+    monkeypatch.setattr(tls, "_context", trusting)  # as if a CA of the bundle had signed it
+
+    async def served() -> None:
+        store = DynamoStore("the-table", region="eu-west-1", endpoint=endpoint)
+        assert await store.kv_get("k", NOW) is None
+        await store.kv_put("k", b"v", 60, NOW)
+        await store.aclose()
+
+    asyncio.run(served())
+    assert [s.headers["X-Amz-Target"] for s in recorder.seen] == [
+        "DynamoDB_20120810.GetItem",
+        "DynamoDB_20120810.PutItem",
+    ]
+    assert len({seen.port for seen in recorder.seen}) == 1
+    for seen in recorder.seen:
+        assert seen.headers["Authorization"] == botocore_authorization(
+            seen, endpoint, "eu-west-1", SECRET_KEY
+        )

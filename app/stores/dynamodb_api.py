@@ -1,6 +1,6 @@
-"""DynamoDB's JSON protocol over httpx, for app/stores/dynamodb.py: what boto3's low-level
+"""DynamoDB's JSON protocol over HTTP/1.1, for app/stores/dynamodb.py: what boto3's low-level
 client did for it, without boto3's import and client build (about 90 ms of a cold
-start).
+start), nor httpx's network transport (about 24 ms of imports: app/stores/http1.py).
 
 One operation is one `POST /` of `{"TableName": …, …}` (the same typed attributes boto3's
 client takes: `{"S": …}`, `{"N": "…"}`, `{"B": base64}`) with `X-Amz-Target:
@@ -23,10 +23,10 @@ import re
 import zlib
 from datetime import UTC, datetime
 from typing import Any
-
-import httpx
+from urllib.parse import urlsplit
 
 from app.aws import CredentialChain, Credentials, NoCredentials, sign
+from app.stores import http1
 
 __all__ = ["DynamoApi", "DynamoError", "DynamoFailure", "endpoint_for"]
 
@@ -34,8 +34,6 @@ _TARGET = "DynamoDB_20120810."
 _REGION = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?", re.IGNORECASE)  # botocore's
 # Operations that change nothing: sent again after any transport failure.
 _READS = {"GetItem", "Query", "Scan", "BatchGetItem", "TransactGetItems", "DescribeTable"}
-# Failures before the request was sent: any operation is sent again.
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout)
 _CONTENT_TYPE = "application/x-amz-json-1.0"
 # botocore's retryable throttling codes, those DynamoDB's data plane can answer.
 _THROTTLING = {
@@ -88,30 +86,32 @@ class DynamoApi:
     ) -> None:
         self.region = region
         self.url = endpoint or endpoint_for(region)
+        self._path = urlsplit(self.url).path or "/"  # what sign() signs
         self.timeout = timeout
         self.attempts = attempts
         self.credentials = CredentialChain()
-        self._client: httpx.AsyncClient | None = None
+        self._origin: http1.Origin | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def _http(self) -> httpx.AsyncClient:
+    def _http(self) -> http1.Origin:
         # Made on first use, in the loop that uses it (pooled connections belong to one
         # loop): a Lambda container keeps one loop; the CLI and tests may run several.
+        # No proxy or .netrc from the environment, no redirects: as before, with httpx.
         loop = asyncio.get_running_loop()
-        if self._client is None or self._loop is not loop:
-            self._client = httpx.AsyncClient(
+        if self._origin is None or self._loop is not loop:
+            self._origin = http1.Origin(
+                self.url,
+                timeout=self.timeout,
                 # Waiting for a pooled connection is not DynamoDB failing: only a burst
                 # beyond the pool (a server, not Lambda's one request at a time) waits.
-                timeout=httpx.Timeout(self.timeout, pool=10 * self.timeout),
+                pool_timeout=10 * self.timeout,
                 # boto3 ran in asyncio's default threads, at most 32 (6 on 2 cores) at once;
                 # 16 requests in flight is ~2,000/s on DynamoDB, and the rest queue here
                 # rather than at a slow server (moto in tests), where they would time out.
-                limits=httpx.Limits(max_connections=16, max_keepalive_connections=16),
-                follow_redirects=False,
-                trust_env=False,  # no proxy or .netrc from the environment
+                max_connections=16,
             )
             self._loop = loop
-        return self._client
+        return self._origin
 
     async def call(self, operation: str, request: dict[str, Any]) -> dict[str, Any]:
         """DynamoDB's answer to `operation` with `request` (its JSON body, as a dict).
@@ -141,17 +141,19 @@ class DynamoApi:
             )
             headers["Accept-Encoding"] = "identity"  # unsigned; x-amz-crc32 is of the raw body
             try:
-                response = await self._http().post(self.url, content=body, headers=headers)
-            except httpx.HTTPError as exc:
+                response = await self._http().post(self._path, headers, body)
+            except http1.HttpError as exc:
                 failure = DynamoFailure(_describe(exc))
-                resend = isinstance(exc, _NOT_SENT) or (
-                    operation in _READS
-                    and isinstance(exc, httpx.TransportError)
-                    and not isinstance(exc, httpx.PoolTimeout)
+                # Not sent: any operation is sent again. Sent, maybe applied: only a read.
+                # A full pool is not sent again: the retry would only wait longer.
+                resend = isinstance(exc, http1.NotSent) or (
+                    operation in _READS and isinstance(exc, http1.SentError)
                 )
                 if resend:
                     continue
                 raise failure from None
+            except ValueError:  # a header HTTP cannot carry (a malformed session token)
+                raise DynamoFailure("a request HTTP cannot carry; nothing was sent") from None
             try:
                 return _answer(response, credentials)
             except DynamoError as exc:
@@ -165,13 +167,13 @@ class DynamoApi:
         raise failure
 
     async def aclose(self) -> None:
-        if self._client is not None and self._loop is asyncio.get_running_loop():
-            await self._client.aclose()
-        self._client = self._loop = None
+        if self._origin is not None and self._loop is asyncio.get_running_loop():
+            await self._origin.aclose()
+        self._origin = self._loop = None
 
 
-def _answer(response: httpx.Response, credentials: Credentials) -> dict[str, Any]:
-    content = response.content
+def _answer(response: http1.Answer, credentials: Credentials) -> dict[str, Any]:
+    content = response.body
     crc = response.headers.get("x-amz-crc32")
     if crc is not None and crc.isdigit() and int(crc) != zlib.crc32(content):
         raise DynamoFailure("the answer's CRC32 does not match its body")
@@ -180,11 +182,11 @@ def _answer(response: httpx.Response, credentials: Credentials) -> dict[str, Any
     except ValueError:
         parsed = None
     if not isinstance(parsed, dict):
-        raise DynamoFailure(f"HTTP {response.status_code}: an answer that is not JSON")
-    if response.status_code == 200:
+        raise DynamoFailure(f"HTTP {response.status}: an answer that is not JSON")
+    if response.status == 200:
         return parsed
     kind = str(parsed.get("__type") or response.headers.get("x-amzn-errortype") or "")
-    code = kind.rpartition("#")[2].partition(":")[0] or f"HTTP{response.status_code}"
+    code = kind.rpartition("#")[2].partition(":")[0] or f"HTTP{response.status}"
     message = str(parsed.get("message") or parsed.get("Message") or "")
     # A signature error may quote the canonical request, session token included: the
     # first line says what went wrong, and no credential is ever repeated.
@@ -194,9 +196,9 @@ def _answer(response: httpx.Response, credentials: Credentials) -> dict[str, Any
             message = message.replace(secret, "[redacted]")
     item = parsed.get("Item")
     return_item = item if isinstance(item, dict) else None
-    raise DynamoError(response.status_code, code, message, return_item)
+    raise DynamoError(response.status, code, message, return_item)
 
 
-def _describe(exc: httpx.HTTPError) -> str:
+def _describe(exc: http1.HttpError) -> str:
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

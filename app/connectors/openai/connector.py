@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 from pydantic_settings import BaseSettings
 from starlette.routing import BaseRoute, Route
+from starlette.types import Receive, Scope, Send
 
 from app.callers import Gate
 from app.connector import Started
 from app.connectors.openai.chat import SIMPLE_CHAT, SimpleChat
-from app.connectors.openai.gateway import Gateway
 from app.connectors.openai.settings import OpenAISettings
 from app.connectors.openai.upstream import OpenAIUpstream
 from app.credentials import Credentials, SecretRef, StoredSecret
@@ -29,13 +31,48 @@ NAME = "openai"
 
 
 def _sample_transport(base_url: str) -> httpx.AsyncBaseTransport | None:
-    try:
-        # Imported only in sample mode; worker B's module (the bundled sample answers).
-        from app.connectors.openai.sample import OpenAISampleTransport  # type: ignore[import-not-found,import-untyped,unused-ignore]
-    except ImportError:
+    # Worker B's module (the bundled sample answers), when it is installed.
+    if importlib.util.find_spec("app.connectors.openai.sample") is None:
         return None
-    transport: httpx.AsyncBaseTransport = OpenAISampleTransport(prefix=urlsplit(base_url).path)
-    return transport
+    return _LazySample(urlsplit(base_url).path)
+
+
+class _LazySample(httpx.AsyncBaseTransport):
+    """The sample transport, imported and built on the first OpenAI request: its modules
+    cost a sample-mode cold start ~4 ms, and a request to the other connectors never
+    needs them."""
+
+    def __init__(self, prefix: str) -> None:
+        self._prefix = prefix
+        self._transport: httpx.AsyncBaseTransport | None = None
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self._transport is None:
+            from app.connectors.openai.sample import OpenAISampleTransport  # type: ignore[import-not-found,import-untyped,unused-ignore]
+
+            self._transport = OpenAISampleTransport(prefix=self._prefix)
+        return await self._transport.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        if self._transport is not None:
+            await self._transport.aclose()
+
+
+class _LazyGateway:
+    """The gateway (app/connectors/openai/gateway.py), imported and built on its first
+    request: its modules (routes, relay, cache glue) cost every cold start ~2 ms, and a
+    Lambda container serving the REST operations never needs them."""
+
+    def __init__(self, upstream: OpenAIUpstream | None, gate: Gate, **options: Any) -> None:
+        self._upstream, self._gate, self._options = upstream, gate, options
+        self._gateway: Any = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._gateway is None:
+            from app.connectors.openai.gateway import Gateway
+
+            self._gateway = Gateway(self._upstream, self._gate, **self._options)
+        await self._gateway(scope, receive, send)
 
 
 class OpenAIConnector:
@@ -85,7 +122,7 @@ class OpenAIConnector:
             if available
             else None
         )
-        gateway = Gateway(
+        gateway = _LazyGateway(
             self.upstream,
             gate,
             scope=NAME,

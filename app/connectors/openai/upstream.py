@@ -13,6 +13,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import httpx
 
+from app.tls import context_for
+
 __all__ = ["OpenAIUpstream"]
 
 _USER_AGENT = "podcast-plugin-proxy-openai-gateway/0.1"
@@ -50,6 +52,7 @@ class OpenAIUpstream:
             # whole generation, so a pool of N would queue caller N+1 behind the others'
             # streams until OPENAI_TIMEOUT (504). Callers are bounded where they connect.
             transport = self._transport or httpx.AsyncHTTPTransport(
+                verify=context_for(self.base_url),  # the process's one (app/tls.py)
                 limits=httpx.Limits(max_connections=None, max_keepalive_connections=100),
                 trust_env=False,
             )
