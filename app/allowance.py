@@ -26,7 +26,6 @@ took is not given back, which only makes the rate stricter, by at most one lease
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -142,13 +141,24 @@ class Allowance:
 
 def _after(decision: Decision, left: int) -> Decision:
     """The header values for a request that leaves `left` of its lease unused: those left
-    are still this caller's to use."""
-    if left <= 0:
-        return dataclasses.replace(decision, granted=1)
+    are still this caller's to use. (Built field by field: `dataclasses.replace` cost
+    ~10 us, on every request a lease serves.)"""
     daily = decision.daily_remaining
-    return dataclasses.replace(
-        decision,
-        remaining=min(decision.remaining + left, decision.rpm),
-        daily_remaining=None if daily is None else daily + left,
+    if left > 0:
+        remaining = min(decision.remaining + left, decision.rpm)
+        daily = None if daily is None else daily + left
+    else:
+        remaining = decision.remaining
+    return Decision(
+        allowed=decision.allowed,
+        reason=decision.reason,
+        rpm=decision.rpm,
+        remaining=remaining,
+        reset=decision.reset,
+        retry_after=decision.retry_after,
+        daily_limit=decision.daily_limit,
+        daily_remaining=daily,
+        monthly_tokens=decision.monthly_tokens,
+        tokens_remaining=decision.tokens_remaining,
         granted=1,
     )

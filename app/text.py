@@ -47,6 +47,9 @@ _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
 # long run of word characters is tried once, not from each of its positions), `@`, and a
 # domain; possessive, so nothing backtracks. Addresses are private: they never reach a model.
 _EMAIL = re.compile(r"(?<![\w.+%-])[\w.+%-]++@[\w-]++(?:\.[\w-]++)*+")
+# Every character an address can hold: an address lies within one run of these, and the
+# pattern matches a run alone exactly as it does in its text (`_remove_emails`).
+_RUN = re.compile(r"[\w.+%@-]*+")
 EMAIL_REMOVED = "[email removed]"
 _ELLIPSIS = "…"
 _INERT_LT = "‹"
@@ -106,6 +109,35 @@ def _drop_hidden(markup: str, spans: list[tuple[int, int]]) -> str:
     return "".join(kept)
 
 
+def _remove_emails(text: str) -> str:
+    """`_EMAIL.sub(EMAIL_REMOVED, text)`, applied only to the runs of address characters
+    around each `@` (found forwards in `text` and backwards in its reverse): a text's other
+    words cost nothing, where the pattern alone tries each of their positions (3.7 -> 1.4 us
+    for a 180-character description). Exact: a match never leaves its run, and the
+    character before a run (none, or one outside it) passes the look-behind alike."""
+    at = text.find("@")
+    if at < 0:
+        return text
+    backwards = text[::-1]
+    kept: list[str] = []
+    position = 0
+    while at >= 0:
+        behind = len(text) - at  # where the characters before `at` begin in `backwards`
+        start = at - (_run_end(backwards, behind) - behind)
+        end = _run_end(text, at)
+        kept.append(text[position:start])
+        kept.append(_EMAIL.sub(EMAIL_REMOVED, text[start:end]))
+        position = end
+        at = text.find("@", end)
+    kept.append(text[position:])
+    return "".join(kept)
+
+
+def _run_end(text: str, position: int) -> int:
+    found = _RUN.match(text, position)  # always matches (maybe nothing)
+    return found.end() if found is not None else position
+
+
 def _drop_open_tag_at_end(markup: str) -> str:
     start = markup.rfind("<")
     return markup[:start] if start >= 0 and ">" not in markup[start:] else markup
@@ -148,7 +180,7 @@ def _clean(markup: str, *, prefix: bool) -> str:
     if "<" in markup:
         markup = _TAG_OPENER.sub(_INERT_LT, markup)
     if "@" in markup:  # after decoding, so `hello&#64;example.com` is caught too
-        markup = _EMAIL.sub(EMAIL_REMOVED, markup)
+        markup = _remove_emails(markup)
     markup = _CONTROL.sub("", markup)
     if "\n" not in markup:
         text = " ".join(markup.split())

@@ -173,6 +173,12 @@ PIECES = [
     "@",
     "hello@example.com",
     "x.y+z@host",
+    "-",
+    "+",
+    "%",
+    "_",
+    "é",
+    "٣",
     ".",
     "a",
     "word ",
@@ -239,6 +245,18 @@ PIECES = [
 def test_plain_text_matches_the_oracle(pieces: list[str], limit: int) -> None:
     markup = "".join(pieces)
     assert plain_text(markup, limit) == oracle(markup, limit)
+
+
+# What an address may be made of, and its neighbours: email removal looks only at the
+# runs of address characters around each `@`, which must find what the pattern alone does.
+ADDRESS_PIECES = [*"@@.-+%_aZ09é٣² ,;:<>()[]'\"\t\n\xa0\u2028\u0301", "x@y.z", "a.b@c-d.e"]
+
+
+@given(pieces=st.lists(st.sampled_from(ADDRESS_PIECES), max_size=60))
+@settings(max_examples=3_000, deadline=None, suppress_health_check=list(HealthCheck))
+def test_email_removal_matches_the_oracle_around_every_at(pieces: list[str]) -> None:
+    markup = "".join(pieces)
+    assert plain_text(markup, 500) == oracle(markup, 500)
 
 
 def _description(rng: random.Random) -> str:
