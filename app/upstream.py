@@ -106,10 +106,13 @@ class HttpxFetcher:
         await self.transport.aclose()
 
 
-def network_transport(prefer: str = "auto") -> httpx.AsyncBaseTransport:
+def network_transport(
+    prefer: str = "auto", *, max_connections: int | None = 100
+) -> httpx.AsyncBaseTransport:
     """The pooled network transport: aiohttp's (the `server` extra) for long-running servers,
     where it is several times faster; httpx's own where aiohttp is absent or not wanted
-    (AWS Lambda: one request at a time, and httpx's transport costs no extra import)."""
+    (AWS Lambda: one request at a time, and httpx's transport costs no extra import).
+    `max_connections` None: no bound on open connections (idle ones kept: up to 100)."""
     if prefer != "httpx":
         try:
             from app.aiohttp_transport import AiohttpTransport
@@ -117,9 +120,11 @@ def network_transport(prefer: str = "auto") -> httpx.AsyncBaseTransport:
             if prefer == "aiohttp":
                 raise
         else:
-            return AiohttpTransport(max_body=MAX_UPSTREAM_BYTES)
+            return AiohttpTransport(max_connections=max_connections, max_body=MAX_UPSTREAM_BYTES)
+    idle = 20 if max_connections is not None else 100
     return httpx.AsyncHTTPTransport(
-        limits=httpx.Limits(max_connections=100, max_keepalive_connections=20), trust_env=False
+        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=idle),
+        trust_env=False,
     )
 
 

@@ -17,6 +17,7 @@ import httpx
 from starlette.types import Message, Receive, Scope, Send
 
 from app.connectors.openai.errors import sse_error_event
+from app.connectors.openai.upstream import StreamedAnswer
 from app.connectors.openai.usage import UsageMeter
 
 __all__ = ["Relay"]
@@ -41,7 +42,7 @@ class Relay:
 
     def __init__(
         self,
-        upstream: httpx.Response,
+        upstream: StreamedAnswer,
         *,
         status: int,
         headers: list[tuple[bytes, bytes]],
