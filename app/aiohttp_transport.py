@@ -66,10 +66,10 @@ class _AiohttpAnswer:
             raise _mapped(error) from error
 
     async def aclose(self) -> None:
-        if self._answer.content.at_eof():
-            self._answer.release()  # read to its end: the connection serves the next request
-        else:
-            self._answer.close()  # unread data is left: the connection cannot be reused
+        # Read to its end, the answer has already handed its connection back to the pool
+        # (aiohttp does so at the end of the body); otherwise this closes the connection,
+        # which the upstream sees as the caller leaving.
+        self._answer.close()
 
 
 class AiohttpTransport(httpx.AsyncBaseTransport):
