@@ -150,8 +150,9 @@ class Gateway:
         await response(scope, receive, send)
 
     async def handle(self, request: Request) -> Response | Relay:
-        raw_path: bytes = request.scope.get("raw_path") or request.url.path.encode()
-        found = _route(request.method, request.url.path, raw_path)
+        path: str = request.scope["path"]  # not `request.url`: building it costs more
+        raw_path: bytes = request.scope.get("raw_path") or path.encode()
+        found = _route(request.method, path, raw_path)
         if isinstance(found, MethodNotAllowed):
             return openai_error(
                 405,
@@ -172,7 +173,7 @@ class Gateway:
         except BadBody as bad:
             current_record().error = "invalid_body"
             return openai_error(bad.status, bad.message, param=bad.param)
-        query = clean_query(route, request.query_params.multi_items())
+        query = clean_query(route, request.query_params.multi_items()) if route.query else []
         if isinstance(query, str):
             return openai_error(400, f"Invalid query parameter '{query}'.", param=query)
         try:
