@@ -107,11 +107,14 @@ class HttpxFetcher:
         await self.transport.aclose()
 
 
-def network_transport(base_url: str, prefer: str = "auto") -> httpx.AsyncBaseTransport:
+def network_transport(
+    base_url: str, prefer: str = "auto", *, max_connections: int | None = 100
+) -> httpx.AsyncBaseTransport:
     """The pooled network transport to `base_url`: aiohttp's (the `server` extra) for
     long-running servers, where it is several times faster; httpx's own where aiohttp is
     absent or not wanted (AWS Lambda: one request at a time, and httpx's transport costs no
-    extra import), with the process's one TLS context (app/tls.py)."""
+    extra import), with the process's one TLS context (app/tls.py). `max_connections` None:
+    no bound on open connections (idle ones kept: up to 100)."""
     if prefer != "httpx":
         try:
             from app.aiohttp_transport import AiohttpTransport
@@ -119,10 +122,15 @@ def network_transport(base_url: str, prefer: str = "auto") -> httpx.AsyncBaseTra
             if prefer == "aiohttp":
                 raise
         else:
-            return AiohttpTransport(max_body=MAX_UPSTREAM_BYTES)
+            return AiohttpTransport(
+                tls=context_for(base_url),
+                max_connections=max_connections,
+                max_body=MAX_UPSTREAM_BYTES,
+            )
+    idle = 20 if max_connections is not None else 100
     return httpx.AsyncHTTPTransport(
         verify=context_for(base_url),
-        limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=idle),
         trust_env=False,
     )
 

@@ -10,11 +10,13 @@ first and measuring after would hold all of it.
 from __future__ import annotations
 
 import zlib
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, AsyncIterator
 
 import httpx
 
-__all__ = ["BodyTooLarge", "read_capped"]
+__all__ = ["BodyTooLarge", "decoded", "read_capped"]
+
+_STEP = 64 * 1024  # inflated bytes made at a time by `decoded`
 
 
 class BodyTooLarge(httpx.ReadError):
@@ -84,3 +86,33 @@ async def _inflate(chunks: AsyncIterable[bytes], coding: str, max_body: int) -> 
             raise BodyTooLarge(f"more than {max_body} bytes once inflated")
         kept.append(piece)
     return b"".join(kept)
+
+
+async def decoded(chunks: AsyncIterable[bytes], encoding: str | None) -> AsyncIterator[bytes]:
+    """`chunks` as they come, with `encoding` (Content-Encoding) undone: for a relay, which
+    has no cap on the whole body. `gzip` and `deflate` are inflated at most 64 KiB at a time,
+    so whoever stops reading early (a cap of its own) never holds a bomb's inflated whole;
+    absent or `identity`, the chunks pass as they are; anything else raises
+    `httpx.DecodingError`."""
+    coding = (encoding or "identity").strip().lower()
+    if coding == "identity":
+        async for chunk in chunks:
+            yield chunk
+        return
+    inflater = _inflater(coding)
+    started = False
+    async for chunk in chunks:
+        data = chunk
+        while data:
+            try:
+                piece = inflater.decompress(data, _STEP)
+            except zlib.error as error:
+                if coding != "deflate" or started:
+                    raise httpx.DecodingError(f"corrupt {coding} body") from error
+                inflater = zlib.decompressobj(-zlib.MAX_WBITS)  # raw deflate: see `_inflate`
+                started = True
+                continue
+            started = True
+            data = inflater.unconsumed_tail
+            if piece:
+                yield piece

@@ -25,6 +25,7 @@ class Seen:
     query: list[tuple[str, str]]
     headers: dict[str, str]  # lower-case names
     body: bytes
+    peer: int = 0  # the gateway's port: one per upstream connection
 
 
 @dataclass
@@ -106,6 +107,7 @@ class FakeOpenAI:
             list(request.query.items()),
             {k.lower(): v for k, v in request.headers.items()},
             await request.read(),
+            request.transport.get_extra_info("peername")[1] if request.transport else 0,
         )
         self.seen.append(seen)
         answer = self.answer(seen)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import httpx
@@ -219,7 +220,7 @@ class SimpleChat:
         await admission.spend(result.usage.prompt_tokens, result.usage.completion_tokens)
         return Response(result.model_dump_json(), media_type="application/json")
 
-    def _upstream_error(self, status: int, headers: httpx.Headers, body: bytes) -> Response:
+    def _upstream_error(self, status: int, headers: Mapping[str, str], body: bytes) -> Response:
         if status in (401, 403):
             log.error(
                 "the OpenAI upstream refused the configured key (HTTP %s): check OPENAI_API_KEY",

@@ -78,8 +78,9 @@ class _LazyGateway:
 class OpenAIConnector:
     """Everything the app needs from the OpenAI connector: `routes` and `aclose()`.
 
-    `transport` replaces the network (tests); without a key the sample data is the
-    transport; with neither, the routes answer 503 rather than call out without a key.
+    `transport` replaces the network (tests), `network` picks it otherwise ("auto",
+    "aiohttp", "httpx"); without a key the sample data is the transport; with neither,
+    the routes answer 503 rather than call out without a key.
     """
 
     def __init__(
@@ -89,6 +90,7 @@ class OpenAIConnector:
         gate: Gate,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
+        network: str = "auto",
     ) -> None:
         key = settings.openai_api_key
         key_ref = (
@@ -116,6 +118,7 @@ class OpenAIConnector:
                 timeout=settings.openai_timeout,
                 key=self._credentials.upstream_key,
                 transport=transport,
+                prefer=network,
                 organization=settings.openai_organization,
                 project=settings.openai_project,
             )
@@ -164,7 +167,9 @@ def start(
 ) -> Started:
     """The OpenAI connector for `settings` (see `OpenAIConnector`)."""
     assert isinstance(settings, OpenAISettings) and isinstance(settings, CoreSettings)  # noqa: S101
-    connector = OpenAIConnector(settings, settings.secret_ttl, gate, transport=transport)
+    connector = OpenAIConnector(
+        settings, settings.secret_ttl, gate, transport=transport, network=network
+    )
     return Started(
         mode="sample" if settings.openai_sample_mode else "live",
         routes=connector.routes,

@@ -47,7 +47,7 @@ from app.connectors.openai.routes import (
     clean_query,
     match,
 )
-from app.connectors.openai.upstream import OpenAIUpstream
+from app.connectors.openai.upstream import OpenAIUpstream, StreamedAnswer
 from app.connectors.openai.usage import UsageMeter
 from app.errors import (
     CredentialsUnavailable,
@@ -68,16 +68,18 @@ _FORWARDED = ("accept", "openai-beta")
 """Caller headers sent upstream (content-type is set from the checked body). Never the
 caller's credential, organization, project, cookies or forwarding headers."""
 
-_RELAYED = (
-    "content-type",
-    "content-disposition",
-    "openai-processing-ms",
-    "openai-version",
-    "retry-after",
-    "retry-after-ms",
-    "x-should-retry",
+_RELAYED = frozenset(
+    (
+        b"content-type",
+        b"content-disposition",
+        b"openai-processing-ms",
+        b"openai-version",
+        b"retry-after",
+        b"retry-after-ms",
+        b"x-should-retry",
+    )
 )
-_RELAYED_PREFIXES = ("x-ratelimit-",)  # replaced by the caller's own (app/limits.py)
+_RELAYED_PREFIXES = (b"x-ratelimit-",)  # replaced by the caller's own (app/limits.py)
 _USAGE_CHUNK = ("/chat/completions", "/completions")  # streams that take include_usage
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,128}$")
 _MAX_ERROR_BODY = 256 * 1024
@@ -148,8 +150,9 @@ class Gateway:
         await response(scope, receive, send)
 
     async def handle(self, request: Request) -> Response | Relay:
-        raw_path: bytes = request.scope.get("raw_path") or request.url.path.encode()
-        found = _route(request.method, request.url.path, raw_path)
+        path: str = request.scope["path"]  # not `request.url`: building it costs more
+        raw_path: bytes = request.scope.get("raw_path") or path.encode()
+        found = _route(request.method, path, raw_path)
         if isinstance(found, MethodNotAllowed):
             return openai_error(
                 405,
@@ -170,7 +173,7 @@ class Gateway:
         except BadBody as bad:
             current_record().error = "invalid_body"
             return openai_error(bad.status, bad.message, param=bad.param)
-        query = clean_query(route, request.query_params.multi_items())
+        query = clean_query(route, request.query_params.multi_items()) if route.query else []
         if isinstance(query, str):
             return openai_error(400, f"Invalid query parameter '{query}'.", param=query)
         try:
@@ -275,7 +278,7 @@ class Gateway:
         return openai_error(status, message, type_="server_error", code=code)
 
     async def _answer(
-        self, answer: httpx.Response, route: Route, admission: Admission, *, strip_usage: bool
+        self, answer: StreamedAnswer, route: Route, admission: Admission, *, strip_usage: bool
     ) -> Response | Relay:
         status = answer.status_code
         record = current_record()
@@ -285,11 +288,11 @@ class Gateway:
             # The access log answers with the record's id: the upstream's wins, the one the
             # SDK shows as `request_id` and that OpenAI's support can look up.
             record.request_id = upstream_id
-        headers = [
-            (name.encode("latin-1"), value.encode("latin-1"))
-            for name, value in answer.headers.multi_items()
-            if name in _RELAYED or name.startswith(_RELAYED_PREFIXES)
-        ]
+        headers: list[tuple[bytes, bytes]] = []
+        for raw_name, value in answer.raw_headers:
+            name = raw_name.lower()
+            if name in _RELAYED or name.startswith(_RELAYED_PREFIXES):
+                headers.append((name, value))
         if status in (401, 403):
             await answer.aclose()
             log.error(
@@ -372,7 +375,7 @@ def _route(method: str, path: str, raw_path: bytes) -> Match | MethodNotAllowed 
     return None
 
 
-async def _read_error(answer: httpx.Response) -> bytes:
+async def _read_error(answer: StreamedAnswer) -> bytes:
     try:
         kept = b""
         async for chunk in answer.aiter_bytes():

@@ -9,6 +9,7 @@ unless the answer's token usage is still to come: see `Relay`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -17,6 +18,7 @@ import httpx
 from starlette.types import Message, Receive, Scope, Send
 
 from app.connectors.openai.errors import sse_error_event
+from app.connectors.openai.upstream import StreamedAnswer
 from app.connectors.openai.usage import UsageMeter
 
 __all__ = ["Relay"]
@@ -41,7 +43,7 @@ class Relay:
 
     def __init__(
         self,
-        upstream: httpx.Response,
+        upstream: StreamedAnswer,
         *,
         status: int,
         headers: list[tuple[bytes, bytes]],
@@ -62,29 +64,34 @@ class Relay:
         self._gone = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # A plain asyncio task and timeout, not an anyio task group: this runs for every
+        # answer, and a task group's start and cancel (which formats the task's repr) cost
+        # more than the relay's own work (bench/throughput.py, chat).
         try:
-            async with anyio.create_task_group() as group:
-                with anyio.CancelScope() as reading:
-
-                    async def watch_for_hang_up() -> None:
-                        while (await receive())["type"] != "http.disconnect":
-                            pass
-                        self._gone = True
-                        if self.meter is None or self.meter.tokens is not None:
-                            reading.cancel()
-                        else:
-                            reading.deadline = anyio.current_time() + self.drain
-
-                    group.start_soon(watch_for_hang_up)
-                    try:
-                        await self._stream(send)
-                    except OSError:
-                        pass  # the caller is gone: nothing more to send
-                group.cancel_scope.cancel()
+            async with asyncio.timeout(None) as reading:
+                watcher = asyncio.get_running_loop().create_task(self._watch(receive, reading))
+                try:
+                    await self._stream(send)
+                except OSError:
+                    pass  # the caller is gone: nothing more to send
+                finally:
+                    watcher.cancel()
+        except TimeoutError:
+            pass  # the caller hung up: reading stopped, at once or after `drain`
         finally:
             with anyio.CancelScope(shield=True):
                 await self.upstream.aclose()
                 await self._account()
+
+    async def _watch(self, receive: Receive, reading: asyncio.Timeout) -> None:
+        """Waits for the caller to hang up, then stops `reading`: at once, or `drain`
+        seconds later when the token usage is still to come."""
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        self._gone = True
+        now = asyncio.get_running_loop().time()
+        learnt = self.meter is None or self.meter.tokens is not None
+        reading.reschedule(now if learnt else now + self.drain)
 
     async def _account(self) -> None:
         if self.meter is None or self.on_usage is None:
@@ -125,6 +132,11 @@ class Relay:
                             continue
                 elif meter is not None:
                     meter.body(chunk)
+                    # A JSON answer is of no use before its end: each chunk is held back
+                    # until the next comes, and the last ends the body (one message less).
+                    chunk, pending = pending, chunk
+                    if not chunk:
+                        continue
                 await self._send(
                     send, {"type": "http.response.body", "body": chunk, "more_body": True}
                 )

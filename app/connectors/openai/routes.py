@@ -139,14 +139,26 @@ def match(method: str, path: str) -> Match | MethodNotAllowed | NoRoute:
     """
     if not path.startswith("/") or path.endswith("/"):
         return NoRoute()
-    parts = path[1:].split("/")
-    fitting = [route for route in ROUTES if _fits(route, parts)]
+    fitting = _FITTING_FIXED.get(path)
+    if fitting is None:
+        fitting = _fitting(path)
     for route in fitting:
         if route.method == method:
             return Match(route, path)
     if fitting:
         return MethodNotAllowed(tuple(sorted({route.method for route in fitting})))
     return NoRoute()
+
+
+def _fitting(path: str) -> tuple[Route, ...]:
+    parts = path[1:].split("/")
+    return tuple(route for route in ROUTES if _fits(route, parts))
+
+
+_FITTING_FIXED: Final = {
+    route.template: _fitting(route.template) for route in ROUTES if "{" not in route.template
+}
+"""The routes fitting each parameter-free template, found once (the common requests)."""
 
 
 def clean_query(route: Route, items: list[tuple[str, str]]) -> list[tuple[str, str]] | str:

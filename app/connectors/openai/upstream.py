@@ -1,21 +1,26 @@
-"""The OpenAI upstream client: one pooled `httpx.AsyncClient`, created on first use (AWS
+"""The OpenAI upstream client: one pooled network transport, created on first use (AWS
 Lambda safe), the key injected, nothing of the caller's request copied implicitly.
 
 Unlike the podcast client (app/upstream.py, GET and whole JSON bodies), this one sends
-bodies and hands back the answer unread (`stream=True`), for the gateway to relay as it
-arrives.
+bodies and hands back the answer unread (app/streaming.py), for the gateway to relay as it
+arrives. The network is picked like the podcast client's (`network_transport`): aiohttp's
+when installed (it streams natively: on the chat benchmark httpx's client and connection
+pool cost more than the rest of the request), else httpx's; a given httpx transport
+(sample data, tests) is used through an `httpx.AsyncClient`.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from urllib.parse import urlencode
 
 import httpx
 
-from app.tls import context_for
+from app.streaming import HttpxStreamer, StreamedAnswer, Streamer
+from app.upstream import network_transport
 
-__all__ = ["OpenAIUpstream"]
+__all__ = ["OpenAIUpstream", "StreamedAnswer"]
 
 _USER_AGENT = "podcast-plugin-proxy-openai-gateway/0.1"
 
@@ -23,7 +28,8 @@ _USER_AGENT = "podcast-plugin-proxy-openai-gateway/0.1"
 class OpenAIUpstream:
     """Sends requests to `base_url` (e.g. https://api.openai.com/v1) with the key from `key()`
     as `Authorization: Bearer` (none when it returns None: the sample transport needs none),
-    plus `OpenAI-Organization` / `OpenAI-Project` when configured."""
+    plus `OpenAI-Organization` / `OpenAI-Project` when configured. `transport` replaces the
+    network; `prefer` picks it otherwise: "auto" (aiohttp when installed), "aiohttp", "httpx"."""
 
     def __init__(
         self,
@@ -32,6 +38,7 @@ class OpenAIUpstream:
         timeout: float,
         key: Callable[[], Awaitable[str | None]],
         transport: httpx.AsyncBaseTransport | None = None,
+        prefer: str = "auto",
         organization: str | None = None,
         project: str | None = None,
     ) -> None:
@@ -39,34 +46,31 @@ class OpenAIUpstream:
         self.timeout = timeout
         self._key = key
         self._transport = transport
+        self._prefer = prefer
         self._fixed: dict[str, str] = {"User-Agent": _USER_AGENT, "Accept-Encoding": "identity"}
         if organization:
             self._fixed["OpenAI-Organization"] = organization
         if project:
             self._fixed["OpenAI-Project"] = project
-        self._client: httpx.AsyncClient | None = None
+        self._streamer: Streamer | None = None
 
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
+    def _network(self) -> Streamer:
+        if self._streamer is None:
             # No bound on open connections: a streamed answer holds its connection for the
             # whole generation, so a pool of N would queue caller N+1 behind the others'
             # streams until OPENAI_TIMEOUT (504). Callers are bounded where they connect.
-            transport = self._transport or httpx.AsyncHTTPTransport(
-                verify=context_for(self.base_url),  # the process's one (app/tls.py)
-                limits=httpx.Limits(max_connections=None, max_keepalive_connections=100),
-                trust_env=False,
+            transport = self._transport or network_transport(
+                self.base_url, self._prefer, max_connections=None
             )
-            self._client = httpx.AsyncClient(
-                transport=transport,
-                timeout=httpx.Timeout(self.timeout),
-                follow_redirects=False,
-                trust_env=False,
-            )
-        return self._client
+            if isinstance(transport, Streamer):
+                self._streamer = transport  # streams natively (aiohttp)
+            else:
+                self._streamer = HttpxStreamer(transport)
+        return self._streamer
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
+        if self._streamer is not None:
+            await self._streamer.aclose()
         elif self._transport is not None:
             await self._transport.aclose()
 
@@ -78,20 +82,20 @@ class OpenAIUpstream:
         query: Sequence[tuple[str, str]] = (),
         headers: Mapping[str, str] | None = None,
         body: bytes | None = None,
-    ) -> httpx.Response:
+    ) -> StreamedAnswer:
         """The upstream's answer to `method {base}{path}`, its headers read, its body not.
 
         The caller must `aclose()` it. Raises `httpx.TimeoutException` when no answer starts
-        within the timeout, another `httpx.HTTPError` when the connection fails, and
-        `CredentialsUnavailable` when a stored key cannot be read.
+        within the timeout (or a read of its body waits longer), another `httpx.HTTPError`
+        when the connection fails, and `CredentialsUnavailable` when a stored key cannot be
+        read.
         """
         key = await self._key()
-        sent = {**(headers or {}), **self._fixed}
+        sent = {**headers, **self._fixed} if headers else dict(self._fixed)
         if key is not None:
             sent["Authorization"] = f"Bearer {key}"
-        client = self._http()
-        request = client.build_request(
-            method, self.base_url + path, params=list(query), headers=sent, content=body
-        )
+        url = self.base_url + path
+        if query:
+            url += "?" + urlencode(query)
         async with asyncio.timeout(self.timeout):
-            return await client.send(request, stream=True)
+            return await self._network().stream(method, url, sent, body, read_timeout=self.timeout)
