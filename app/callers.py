@@ -137,6 +137,7 @@ class Gate:
         # No I/O yet (the first operation connects); a malformed STORE_URL fails here.
         self._store = store if store is not None else open_store(self.store_url)
         self._rpm = settings.rate_limit_rpm
+        self._static = Caller(STATIC_SUBJECT, None, frozenset(), frozenset(), Limits(rpm=self._rpm))
         self._pepper = settings.pepper
         self._clock = clock
         self._cache = _KeyCache(settings.key_cache_ttl)
@@ -193,7 +194,7 @@ class Gate:
     def static_caller(self) -> Caller:
         """The caller of a request that presented a static secret (checked by the caller)."""
         current_record().key_id = STATIC_SUBJECT
-        return Caller(STATIC_SUBJECT, None, frozenset(), frozenset(), Limits(rpm=self._rpm))
+        return self._static  # immutable: one for every request
 
     def key_digest(self, key: str) -> str:
         """The digest a key is stored and looked up under (OAuth grants keep only this)."""

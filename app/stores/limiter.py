@@ -11,6 +11,7 @@ Integer microseconds stay exact in Redis's Lua doubles (epoch µs < 2**53).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 from dataclasses import dataclass, replace
 from typing import Literal
@@ -96,12 +97,19 @@ def _utc(now: float) -> dt.datetime:
 
 def day_of(now: float) -> str:
     """The UTC day of `now`, YYYY-MM-DD."""
-    return _utc(now).strftime("%Y-%m-%d")
+    return _day(int(now // 86_400))
 
 
 def month_of(now: float) -> str:
     """The UTC month of `now`, YYYY-MM."""
-    return _utc(now).strftime("%Y-%m")
+    return _day(int(now // 86_400))[:7]
+
+
+@functools.lru_cache(maxsize=64)
+def _day(number: int) -> str:
+    # Unix time has exactly 86,400 s a day, so the day's number names it; formatting a
+    # datetime cost ~4 us, on every request that counts usage.
+    return _utc(number * 86_400.0).strftime("%Y-%m-%d")
 
 
 def seconds_to_next_day(now: float) -> float:
