@@ -7,13 +7,16 @@ take from it (`take`) instead of asking the store.
 
 Lease size (`size`), so that the store is asked far less often at high rates while every
 limit stays what it was:
-- 1, exactly one admission per store trip as without leases, when the subject's rate is
-  below `MIN_RPM` (600 a minute: at most 10 a second, where a store trip per request costs
-  little and every admission may matter to another process), or when its daily quota is
-  near its end (less than 200 left, or not known yet: 1% of it would be below 2);
-- otherwise it follows demand: 1 at first, doubled each time a lease was used up before it
-  lapsed, halved when one lapsed unused; at most ~100 ms worth of the rate (rpm // 600) and
-  1% of what is left of the daily quota.
+- 1, exactly one admission per store trip as without leases, when leases are off (AWS
+  Lambda: an instance may be frozen for good with admissions in hand), when the subject's
+  rate is below `MIN_RPM` (600 a minute: at most 10 a second, where a store trip per
+  request costs little and every admission may matter to another process), when it has a
+  monthly token quota (each admission is checked against the tokens spent so far, which
+  a lease would skip), or when its daily quota is near its end (less than 200 left, or not
+  known yet: 1% of it would be below 2);
+- otherwise it follows demand: 1 at first, then twice what the last grant was when it was
+  used up before it lapsed, half of it when it lapsed unused; at most ~100 ms worth of the
+  rate (rpm // 600) and 1% of what is left of the daily quota.
 
 What a lease costs: totals never exceed a limit (the store granted every admission served),
 but what one process holds, another cannot have: another process (or host, or Lambda
@@ -37,7 +40,6 @@ LEASE_SECONDS = 1.0
 MIN_RPM = 600
 _DAILY_SHARE = 100  # a lease takes at most 1/100 of the day's remainder
 _MAX_SUBJECTS = 10_000
-_MAX_SIZE = 1 << 16  # bounds the demand figure; `size` caps the lease itself
 
 
 @dataclass
@@ -66,8 +68,9 @@ class Unused:
 class Allowance:
     """Leases per subject (see the module docstring). Every method is synchronous: no I/O."""
 
-    def __init__(self, seconds: float = LEASE_SECONDS) -> None:
+    def __init__(self, seconds: float = LEASE_SECONDS, *, enabled: bool = True) -> None:
         self.seconds = seconds
+        self.enabled = enabled
         self._leases: dict[str, _Lease] = {}
         self._swept = 0.0
 
@@ -82,7 +85,7 @@ class Allowance:
 
     def size(self, subject: str, limits: Limits) -> int:
         """How many admissions to ask the store for (1: no lease)."""
-        if limits.rpm < MIN_RPM:
+        if not self.enabled or limits.rpm < MIN_RPM or limits.monthly_tokens is not None:
             return 1
         cap = limits.rpm // MIN_RPM
         lease = self._leases.get(subject)
@@ -101,10 +104,12 @@ class Allowance:
         size = 1
         if lease is not None:
             live = now < lease.expires
+            # Demand follows what the store granted (never more than `size` asked for), so it
+            # stays within twice the cap however long a subject stays busy.
             if live and lease.left <= 0:
-                size = min(lease.size * 2, _MAX_SIZE)  # used up in time: more demand
+                size = decision.granted * 2  # used up in time: more demand
             elif not live and lease.left > 0:
-                size = max(1, lease.size // 2)
+                size = max(1, lease.decision.granted // 2)
                 unused = Unused(subject, lease.granted_at, lease.left)
             else:
                 size = lease.size

@@ -131,6 +131,7 @@ class Gate:
         *,
         store: Store | None = None,
         clock: Callable[[], float] = time.time,
+        leases: bool = True,
     ) -> None:
         self.credentials = credentials
         self.store_url = settings.store
@@ -146,7 +147,7 @@ class Gate:
         self._retry_at = 0.0
         self._touched: dict[str, float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._allowance = Allowance()
+        self._allowance = Allowance(enabled=leases)
         self._asking: dict[str, asyncio.Future[None]] = {}  # subject -> its store trip
         self._usage = UsageBatch(self._write_usage, on_drop=self._usage_dropped)
         self._dropping = False
@@ -280,13 +281,15 @@ class Gate:
             admission = self.admit_now(caller, openai_names=openai_names)
             if admission is not None:
                 return admission
+            count = self._allowance.size(caller.subject, caller.limits)
             asking = self._asking.get(caller.subject)
-            if asking is None or asking.done() or asking.get_loop() is not _loop():
+            if count == 1 or asking is None or asking.done() or asking.get_loop() is not _loop():
                 break
-            # Another request of this subject is asking the store: its lease may serve
-            # this one too (one trip, not one per waiting request).
+            # Another request of this subject is asking the store for a lease: it may serve
+            # this one too (one trip, not one per waiting request). Without leases, trips
+            # run side by side: waiting could only serialise them.
             await asyncio.shield(asking)
-        return await self._admit_from_store(caller, openai_names)
+        return await self._admit_from_store(caller, openai_names, count)
 
     def admit_now(self, caller: Caller, *, openai_names: bool = False) -> Admission | None:
         """An admission of a request of `caller` that names no model, from the admissions
@@ -298,13 +301,13 @@ class Gate:
             return None
         return self._admitted(caller, decision, now, openai_names)
 
-    async def _admit_from_store(self, caller: Caller, openai_names: bool) -> Admission:
+    async def _admit_from_store(self, caller: Caller, openai_names: bool, count: int) -> Admission:
         subject, limits = caller.subject, caller.limits
         asking = _loop().create_future()
-        self._asking[subject] = asking
+        if count > 1:
+            self._asking[subject] = asking
         try:
             now = self._clock()
-            count = self._allowance.size(subject, limits)
             try:
                 decision = await self._with_store(
                     lambda store: store.admit(subject, limits, now, count)

@@ -109,7 +109,8 @@ def make_handler(app: FastAPI) -> Mangum:
 # would not show, while its import would lengthen every cold start.
 try:
     # Bad settings: one line each in the function's log (an init error), not a traceback.
-    handler = make_handler(create_app(settings_or_exit(Settings), network="httpx"))
+    # No leases: an instance frozen for good would keep its unused admissions counted.
+    handler = make_handler(create_app(settings_or_exit(Settings), network="httpx", leases=False))
     gc.freeze()  # what the container keeps: never scanned again
 finally:
     gc.enable()

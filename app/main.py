@@ -96,17 +96,19 @@ def create_app(
     transport: httpx.AsyncBaseTransport | None = None,
     network: str = "auto",
     transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
+    leases: bool = True,
 ) -> FastAPI:
     """A ready app hosting every connector of the registry.
 
     `transports` replaces a connector's network, by connector name (tests, benchmarks);
     `transport` is short for the plugin connector's. Without its upstream key a connector
     answers from its bundled sample data. `network` picks the network transport otherwise:
-    "auto" (aiohttp when installed), "aiohttp" or "httpx"."""
+    "auto" (aiohttp when installed), "aiohttp" or "httpx". `leases`: whether the gate may
+    take admissions ahead of use (app/allowance.py); off on AWS Lambda."""
     settings = settings if settings is not None else Settings()
     configure_logging(settings.log_level)
     settings = _ready_settings(settings)
-    gate = Gate(settings, _callers(settings))
+    gate = Gate(settings, _callers(settings), leases=leases)
     replaced = dict(transports or {})
     plugin = next((c for c in CONNECTORS if Surface.PLUGIN in c.surfaces), None)
     if transport is not None and plugin is not None:

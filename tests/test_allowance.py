@@ -6,13 +6,18 @@ every limit and every count stays exact; the synchronous fast path (`identify_no
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from starlette.datastructures import Headers
 
-from app.callers import Gate
+from app.allowance import Allowance
+from app.callers import Caller, Gate
 from app.credentials import Credentials
 from app.errors import LimitExceeded, StoreDown, Unauthorized
 from app.keys import new_key
@@ -22,6 +27,7 @@ from app.stores.sqlite import SqliteStore
 from tests.conftest import SECRET, make_settings
 
 NOW = 1_795_000_000.0
+ROOT = Path(__file__).resolve().parent.parent
 
 
 class Counting:
@@ -216,3 +222,115 @@ def test_a_flush_that_fails_keeps_the_usage_for_the_next_one(tmp_path: Path) -> 
         return today.refused
 
     assert asyncio.run(main()) == 2
+
+
+def test_a_caller_with_a_monthly_token_quota_gets_no_lease(tmp_path: Path) -> None:
+    """Each admission of such a caller is checked against the tokens spent so far: a lease
+    would admit requests past the quota."""
+    caller = Caller("k1", "k1", frozenset(), frozenset(), Limits(rpm=60_000, monthly_tokens=50))
+
+    async def main() -> tuple[int, bool]:
+        g, store = gate(tmp_path / "s.db")
+        for _ in range(10):
+            admission = await g.admit(caller)
+            await admission.spend(3, 2)  # 10 admissions, 50 tokens: the quota is spent
+        try:
+            await g.admit(caller)
+            refused = False
+        except LimitExceeded:
+            refused = True
+        await g.aclose()
+        return store.admits, refused
+
+    admits, refused = asyncio.run(main())
+    assert admits == 11  # one store trip per request, as without leases
+    assert refused  # the very next request sees the spent quota
+
+
+def test_without_a_lease_concurrent_admissions_go_to_the_store_side_by_side(
+    tmp_path: Path,
+) -> None:
+    """Waiting for another request's trip only helps when that trip asks for a lease."""
+
+    class Slow(Counting):
+        in_flight = 0
+        most = 0
+
+        async def admit(self, subject: str, limits: Limits, now: float, count: int = 1) -> Decision:
+            Slow.in_flight += 1
+            Slow.most = max(Slow.most, Slow.in_flight)
+            try:
+                await asyncio.sleep(0.05)
+                return await super().admit(subject, limits, now, count)
+            finally:
+                Slow.in_flight -= 1
+
+    async def main() -> int:
+        g = Gate(
+            make_settings(rate_limit_rpm=100),
+            Credentials(bearer_secrets=(SECRET.encode(),)),
+            store=Slow(SqliteStore(tmp_path / "s.db")),  # type: ignore[arg-type]
+            clock=lambda: NOW,
+        )
+        await asyncio.gather(*(g.admit(g.static_caller()) for _ in range(10)))
+        await g.aclose()
+        return Slow.most
+
+    assert asyncio.run(main()) > 1  # serialised, it was 1
+
+
+def test_demand_for_leases_comes_back_down_after_a_busy_spell() -> None:
+    """However long a subject stays busy, one lapsed lease halves what the next one asks."""
+    allowance = Allowance()
+    limits = Limits(rpm=60_000)  # at most 100 admissions a lease
+    now = NOW
+    for _ in range(200):  # busy: every lease used up in time
+        size = allowance.size("s", limits)
+        decision = Decision(True, "ok", limits.rpm, 1000, 1.0, granted=size)
+        allowance.grant("s", decision, now)
+        while allowance.take("s", now) is not None:
+            pass
+        now += 0.01
+    assert allowance.size("s", limits) == 100
+    now += 5  # quiet: the lease lapses with admissions left
+    allowance.grant("s", Decision(True, "ok", limits.rpm, 1000, 1.0, granted=100), now - 2)
+    allowance.grant("s", Decision(True, "ok", limits.rpm, 1000, 1.0, granted=1), now)
+    assert allowance.size("s", limits) <= 50
+
+
+def test_the_lambda_handler_takes_no_leases(tmp_path: Path) -> None:
+    """An instance may be frozen for good after any invocation: with leases, the admissions
+    it held unused would stay in the day's count. Five invocations, then the process ends
+    without shutting down: the day counts exactly five requests."""
+    store = tmp_path / "state.db"
+    event = json.loads((ROOT / "tests" / "events" / "http-api.json").read_text())
+    event.update(rawPath="/healthz", rawQueryString="", cookies=[])
+    event["headers"] = {"host": "x", "authorization": f"Bearer {SECRET}"}
+    event["requestContext"]["http"].update(method="GET", path="/api/v2/genres")
+    event.update(rawPath="/api/v2/genres")
+    script = (
+        "import json, os, sys\n"
+        "from app.lambda_handler import handler\n"
+        "event = json.loads(sys.argv[1])\n"
+        "codes = [handler(event, None)['statusCode'] for _ in range(5)]\n"
+        "print(json.dumps(codes), flush=True)\n"
+        "os._exit(0)  # frozen for good: no shutdown\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CHATGPT", "STORE", "RATE"))}
+    env.update(CHATGPT_SECRET=SECRET, STORE_URL=f"sqlite:///{store}", RATE_LIMIT_RPM="60000")
+    env.pop("LISTEN_API_KEY", None)
+    done = subprocess.run(
+        [sys.executable, "-c", script, json.dumps(event)],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(done.stdout.splitlines()[-1]) == [200] * 5
+
+    async def counted() -> int:
+        days = await SqliteStore(store).usage("static", 0)
+        return sum(day.requests for day in days)
+
+    assert asyncio.run(counted()) == 5
