@@ -49,6 +49,23 @@ def test_one_turns_writes_are_one_write_and_later_ones_another() -> None:
     assert asyncio.run(scenario()) == [b"HTTP/1.1 200 OK\r\n\r\nbody", b"chunk"]
 
 
+def test_a_large_write_goes_out_at_once() -> None:
+    """A producer that never yields keeps the transport's flow control: past 64 KiB
+    pending, writes are not held for the end of the turn."""
+
+    async def scenario() -> list[int]:
+        real = _Recording()
+        transport = _Coalescing(real, asyncio.get_running_loop())
+        transport.write(b"head")
+        transport.write(b"x" * 70_000)
+        sizes = [len(w) for w in real.writes]
+        transport.write(b"tail")
+        await asyncio.sleep(0)
+        return sizes + [len(w) for w in real.writes[len(sizes) :]]
+
+    assert asyncio.run(scenario()) == [70_004, 4]
+
+
 def test_closing_sends_what_is_pending_first_and_nothing_after() -> None:
     async def scenario() -> _Recording:
         real = _Recording()

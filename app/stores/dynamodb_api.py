@@ -142,6 +142,8 @@ class DynamoApi:
             headers["Accept-Encoding"] = "identity"  # unsigned; x-amz-crc32 is of the raw body
             try:
                 response = await self._http().post(self._path, headers, body)
+            except http1.InvalidRequest:  # a header HTTP cannot carry (a malformed token)
+                raise DynamoFailure("a request HTTP cannot carry; nothing was sent") from None
             except http1.HttpError as exc:
                 failure = DynamoFailure(_describe(exc))
                 # Not sent: any operation is sent again. Sent, maybe applied: only a read.
@@ -152,8 +154,6 @@ class DynamoApi:
                 if resend:
                     continue
                 raise failure from None
-            except ValueError:  # a header HTTP cannot carry (a malformed session token)
-                raise DynamoFailure("a request HTTP cannot carry; nothing was sent") from None
             try:
                 return _answer(response, credentials)
             except DynamoError as exc:

@@ -11,6 +11,7 @@ Errors say whether the request can have reached the server, which decides whethe
 may be sent again:
 
     HttpError
+    ├── InvalidRequest      a request HTTP cannot carry (a header value with CR/LF): never sent
     ├── NotSent             nothing was sent: sending again is safe
     │   ├── ConnectError        no connection (refused, DNS, TLS handshake)
     │   └── ConnectTimeout
@@ -38,6 +39,7 @@ __all__ = [
     "ConnectError",
     "ConnectTimeout",
     "HttpError",
+    "InvalidRequest",
     "NotSent",
     "Origin",
     "PoolTimeout",
@@ -51,10 +53,17 @@ _MAX_HEAD_LINES = 100
 _READ = 64 * 1024
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _VALUE = re.compile(r"[\t\x20-\x7e]*")
+_HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
+_STATUS = re.compile(r"(HTTP/1\.[01]) ([0-9]{3})(?: .*)?")
 
 
 class HttpError(Exception):
     """The exchange failed; the message never holds a header's value."""
+
+
+class InvalidRequest(HttpError):
+    """The request cannot be written as HTTP; nothing was sent, and sending it again cannot
+    help."""
 
 
 class NotSent(HttpError):
@@ -113,8 +122,9 @@ class _Connection:
         sock = self.writer.get_extra_info("socket")
         if sock is None:
             return True
-        readable, _, _ = select.select([sock], [], [], 0)
-        return bool(readable)
+        poller = select.poll()  # not select.select: it fails for descriptors past 1023
+        poller.register(sock, select.POLLIN)
+        return bool(poller.poll(0))
 
     def close(self) -> None:
         self.writer.close()
@@ -271,7 +281,10 @@ class Origin:
         while True:
             async with asyncio.timeout(self.timeout):
                 line = await reader.readuntil(b"\r\n")
-            size = int(line.split(b";", 1)[0].strip(), 16)  # ValueError if not hex
+            digits = line.split(b";", 1)[0].strip()
+            if not _HEX.fullmatch(digits):  # int() would also take -5, 0x5 or 1_0
+                raise ValueError("a chunk size that is not hexadecimal digits")
+            size = int(digits, 16)
             if size == 0:
                 async with asyncio.timeout(self.timeout):
                     while await reader.readuntil(b"\r\n") != b"\r\n":  # trailers
@@ -301,12 +314,12 @@ class Origin:
 
 def _head(path: str, headers: Mapping[str, str], length: int) -> bytes:
     if not path.startswith("/") or not _VALUE.fullmatch(path) or " " in path:
-        raise ValueError("the request path is not one HTTP can carry")
+        raise InvalidRequest("the request path is not one HTTP can carry")
     lines = [f"POST {path} HTTP/1.1"]
     for name, value in headers.items():
         if not _TOKEN.fullmatch(name) or not _VALUE.fullmatch(value):
             # Never the value in the message: it may be a credential.
-            raise ValueError(f"the header {name!r} has a value HTTP cannot carry")
+            raise InvalidRequest(f"the header {name!r} has a value HTTP cannot carry")
         if name.lower() == "content-length":
             continue
         lines.append(f"{name}: {value}")
@@ -316,10 +329,10 @@ def _head(path: str, headers: Mapping[str, str], length: int) -> bytes:
 
 async def _read_head(reader: asyncio.StreamReader) -> tuple[int, str, dict[str, str]]:
     line = await reader.readuntil(b"\r\n")
-    version, _, rest = line.decode("latin-1").rstrip("\r\n").partition(" ")
-    code = rest[:3]
-    if not version.startswith("HTTP/1.") or not code.isdigit():
+    status = _STATUS.fullmatch(line.decode("latin-1").rstrip("\r\n"))
+    if status is None:  # e.g. `HTTP/1.1 2000`, which a prefix would read as 200
         raise ValueError("not an HTTP/1 status line")
+    version, code = status.groups()
     headers: dict[str, str] = {}
     for _ in range(_MAX_HEAD_LINES):
         line = await reader.readuntil(b"\r\n")
