@@ -39,15 +39,14 @@ async def read_capped(
     """
     if declared is not None and declared > max_body:
         raise BodyTooLarge(f"declared {declared} bytes, more than {max_body}")
-    if encoding and encoding.strip().lower() != "identity":
-        return await _inflate(chunks, encoding.strip().lower(), max_body)
+    inflated = (encoding or "identity").strip().lower() != "identity"
     kept: list[bytes] = []
     size = 0
-    async for chunk in chunks:
-        size += len(chunk)
+    async for piece in decoded(chunks, encoding):  # inflated at most 64 KiB at a time
+        size += len(piece)
         if size > max_body:
-            raise BodyTooLarge(f"more than {max_body} bytes")
-        kept.append(chunk)
+            raise BodyTooLarge(f"more than {max_body} bytes" + (" once inflated" * inflated))
+        kept.append(piece)
     return b"".join(kept)
 
 
@@ -57,35 +56,6 @@ def _inflater(coding: str) -> zlib._Decompress:
     if coding == "deflate":
         return zlib.decompressobj(zlib.MAX_WBITS)
     raise httpx.DecodingError(f"unsupported Content-Encoding {coding[:40]!r}")
-
-
-async def _inflate(chunks: AsyncIterable[bytes], coding: str, max_body: int) -> bytes:
-    inflater = _inflater(coding)
-    kept: list[bytes] = []
-    size = 0
-    started = False
-    async for chunk in chunks:
-        # At most one byte past the cap per call: either the output stops short of that
-        # limit, which means zlib consumed the whole chunk, or the cap is exceeded and
-        # the rest of the input (`unconsumed_tail`) is never inflated.
-        room = max_body - size + 1
-        try:
-            piece = inflater.decompress(chunk, room)
-        except zlib.error as error:
-            if coding != "deflate" or started:
-                raise httpx.DecodingError(f"corrupt {coding} body") from error
-            # "deflate" is zlib-wrapped by the standard; some servers send it raw.
-            inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-            try:
-                piece = inflater.decompress(chunk, room)
-            except zlib.error as raw_error:
-                raise httpx.DecodingError(f"corrupt {coding} body") from raw_error
-        started = True
-        size += len(piece)
-        if size > max_body:
-            raise BodyTooLarge(f"more than {max_body} bytes once inflated")
-        kept.append(piece)
-    return b"".join(kept)
 
 
 async def decoded(chunks: AsyncIterable[bytes], encoding: str | None) -> AsyncIterator[bytes]:
@@ -109,7 +79,8 @@ async def decoded(chunks: AsyncIterable[bytes], encoding: str | None) -> AsyncIt
             except zlib.error as error:
                 if coding != "deflate" or started:
                     raise httpx.DecodingError(f"corrupt {coding} body") from error
-                inflater = zlib.decompressobj(-zlib.MAX_WBITS)  # raw deflate: see `_inflate`
+                # "deflate" is zlib-wrapped by the standard; some servers send it raw.
+                inflater = zlib.decompressobj(-zlib.MAX_WBITS)
                 started = True
                 continue
             started = True
