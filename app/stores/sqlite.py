@@ -267,8 +267,7 @@ class SqliteStore:
         """On the worker thread: commit every put waiting now, in one transaction, and tell
         each waiter (on its own event loop) how it went."""
         rows, waiters, now = self._puts.take()
-        sweep = self._kv_writes // _SWEEP_EVERY != (self._kv_writes + len(rows)) // _SWEEP_EVERY
-        self._kv_writes += len(rows)
+        sweep = self._sweep_due(len(rows))
 
         def write(db: sqlite3.Connection) -> None:
             with _immediate(db):
@@ -318,15 +317,18 @@ class SqliteStore:
         await self._run(lambda db: db.execute("DELETE FROM kv WHERE key = ?", (key,)))
 
     async def _kv_write(self, write: Callable[[sqlite3.Connection], int], now: float) -> int:
-        self._kv_writes += 1
-        if self._kv_writes % _SWEEP_EVERY:
-            return await self._run(write)
-
         def write_and_sweep(db: sqlite3.Connection) -> int:
-            db.execute("DELETE FROM kv WHERE expires <= ?", (now,))
+            if self._sweep_due(1):
+                db.execute("DELETE FROM kv WHERE expires <= ?", (now,))
             return write(db)
 
         return await self._run(write_and_sweep)
+
+    def _sweep_due(self, writes: int) -> bool:
+        """On the worker thread (the only one counting): True when these `writes` key-value
+        writes reach the next multiple of `_SWEEP_EVERY`, i.e. expired rows are due out."""
+        before, self._kv_writes = self._kv_writes, self._kv_writes + writes
+        return before // _SWEEP_EVERY != self._kv_writes // _SWEEP_EVERY
 
     async def aclose(self) -> None:
         self._close_reader()
