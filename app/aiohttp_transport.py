@@ -61,9 +61,7 @@ class _AiohttpAnswer:
         try:
             async for chunk in decoded(chunks, self.headers.get("Content-Encoding")):
                 yield chunk
-        except aiohttp.ClientError as error:
-            raise _mapped(error) from error
-        except TimeoutError as error:
+        except (aiohttp.ClientError, TimeoutError) as error:
             raise _mapped(error) from error
 
     async def aclose(self) -> None:
@@ -117,9 +115,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             ) as answer:
                 content = await self._read(answer)
                 status, headers = answer.status, answer.raw_headers
-        except aiohttp.ClientError as error:
-            raise _mapped(error) from error
-        except TimeoutError as error:
+        except (aiohttp.ClientError, TimeoutError) as error:
             raise _mapped(error) from error
         return httpx.Response(
             status,
@@ -137,9 +133,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             async with self._pool().get(url, headers=headers, allow_redirects=False) as answer:
                 body = await self._read(answer, answer.headers.get("Content-Encoding"))
                 return RawAnswer(answer.status, answer.headers, body)
-        except aiohttp.ClientError as error:
-            raise _mapped(error) from error
-        except TimeoutError as error:
+        except (aiohttp.ClientError, TimeoutError) as error:
             raise _mapped(error) from error
 
     async def stream(
@@ -158,9 +152,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             answer = await self._pool().request(
                 method, url, headers=headers, data=body, allow_redirects=False, timeout=timeouts
             )
-        except aiohttp.ClientError as error:
-            raise _mapped(error) from error
-        except TimeoutError as error:
+        except (aiohttp.ClientError, TimeoutError) as error:
             raise _mapped(error) from error
         return _AiohttpAnswer(answer)
 
