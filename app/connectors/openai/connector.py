@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-from typing import Any
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import httpx
 from pydantic_settings import BaseSettings
 from starlette.routing import BaseRoute, Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.callers import Gate
 from app.connector import Started
@@ -58,21 +58,19 @@ class _LazySample(httpx.AsyncBaseTransport):
             await self._transport.aclose()
 
 
-class _LazyGateway:
-    """The gateway (app/connectors/openai/gateway.py), imported and built on its first
-    request: its modules (routes, relay, cache glue) cost every cold start ~2 ms, and a
-    Lambda container serving the REST operations never needs them."""
+class _LazyApp:
+    """An ASGI app built on its first request by `build`: the gateway
+    (app/connectors/openai/gateway.py), whose modules (routes, relay, cache glue) cost every
+    cold start ~2 ms, and which a Lambda container serving the REST operations never needs."""
 
-    def __init__(self, upstream: OpenAIUpstream | None, gate: Gate, **options: Any) -> None:
-        self._upstream, self._gate, self._options = upstream, gate, options
-        self._gateway: Any = None
+    def __init__(self, build: Callable[[], ASGIApp]) -> None:
+        self._build = build
+        self._app: ASGIApp | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self._gateway is None:
-            from app.connectors.openai.gateway import Gateway
-
-            self._gateway = Gateway(self._upstream, self._gate, **self._options)
-        await self._gateway(scope, receive, send)
+        if self._app is None:
+            self._app = self._build()
+        await self._app(scope, receive, send)
 
 
 class OpenAIConnector:
@@ -125,24 +123,32 @@ class OpenAIConnector:
             if available
             else None
         )
-        gateway = _LazyGateway(
-            self.upstream,
-            gate,
-            scope=NAME,
-            default_model=settings.openai_default_model,
-            max_json_bytes=settings.openai_max_json_bytes,
-            upstream_key_hint=key.get_secret_value() if key is not None else None,
-            cache_embeddings=settings.openai_cache_embeddings,
-            cache_scope=" ".join(
-                [
-                    "openai",
-                    "sample" if settings.openai_sample_mode else "live",
-                    base,
-                    settings.openai_organization or "-",
-                    settings.openai_project or "-",
-                ]
-            ),
+        upstream = self.upstream
+        cache_scope = " ".join(
+            [
+                "openai",
+                "sample" if settings.openai_sample_mode else "live",
+                base,
+                settings.openai_organization or "-",
+                settings.openai_project or "-",
+            ]
         )
+
+        def build_gateway() -> ASGIApp:
+            from app.connectors.openai.gateway import Gateway
+
+            return Gateway(
+                upstream,
+                gate,
+                scope=NAME,
+                default_model=settings.openai_default_model,
+                max_json_bytes=settings.openai_max_json_bytes,
+                upstream_key_hint=key.get_secret_value() if key is not None else None,
+                cache_embeddings=settings.openai_cache_embeddings,
+                cache_scope=cache_scope,
+            )
+
+        gateway = _LazyApp(build_gateway)
         chat = SimpleChat(
             self.upstream,
             gate,
