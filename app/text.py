@@ -1,8 +1,10 @@
 """Turning upstream markup into short plain text a model can quote.
 
 This runs for every title and description of every answer (about 30 strings a search),
-so it is written for speed: plain strings take a fast path of C-level checks, and long
-markup is cleaned a prefix at a time, since only `limit` characters survive.
+so it is written for speed: plain strings take a fast path of C-level checks, common
+text skips the steps it needs none of (decoding the usual entities, folding single-spaced
+lines), and long markup is cleaned a prefix at a time, since only `limit` characters
+survive.
 
 The prefix is sufficient, so the answer is exactly that of cleaning the whole text: once
 what the cut may have split is left out (a comment, script or style still open; a `<`
@@ -11,8 +13,9 @@ the last word is dropped (what follows could change it, e.g. an email address it
 cleaning a prefix yields a prefix of the whole text's cleaning, except its very last
 character (a `<` that the next one would turn into `‹`). Once that holds `limit + 2`
 characters, `truncate` reads only characters the whole text shares; shorter, the prefix
-doubles, so the work stays linear in the input. tests/test_text.py checks this against a
-straightforward whole-text cleaner (hypothesis, and seeded realistic and hostile inputs).
+grows by half at least (to what its ratio of text to markup suggests), so the work stays
+linear in the input. tests/test_text.py checks this against a straightforward
+whole-text cleaner (hypothesis, and seeded realistic and hostile inputs).
 
 Upstream text is untrusted, so every step is linear in its input: each pattern either
 cannot backtrack (possessive quantifiers) or cannot cross a `<` (so the spans it scans
@@ -155,6 +158,47 @@ def _drop_open_entity_at_end(text: str) -> str:
     return text[:start]
 
 
+# The character references show notes use most, decoded by `html.unescape` itself.
+_COMMON_REFERENCES = {
+    name: html.unescape(f"&{name};")
+    for name in (
+        *("amp", "quot", "lt", "gt", "nbsp", "#39", "#x27", "#8217"),
+        *("mdash", "ndash", "rsquo", "lsquo", "rdquo", "ldquo", "hellip"),
+    )
+}
+
+
+def _unescape(text: str) -> str:
+    """`html.unescape(text)`, without its per-reference Python call when every `&` is bare
+    (`& `) or starts one of `_COMMON_REFERENCES` with its `;`. Exact: a reference never
+    spans an `&` (so each decodes alone), `&name;` decodes as a whole, and an `&` before a
+    space starts none; any other `&` leaves the text to `html.unescape`."""
+    first, *parts = text.split("&")
+    kept = [first]
+    for part in parts:
+        if part[:1] == " ":
+            kept += ("&", part)
+            continue
+        name, semicolon, rest = part.partition(";")
+        character = _COMMON_REFERENCES.get(name) if semicolon else None
+        if character is None:
+            return html.unescape(text)
+        kept += (character, rest)
+    return "".join(kept)
+
+
+def _folded(text: str) -> str:
+    """`text` without control characters, each line's white space folded to single spaces,
+    blank lines dropped: the common text (single spaces, printable) in C-level passes."""
+    lines = text.split("\n")
+    if "  " not in text and "".join(lines).isprintable():
+        # Printable: no control character and no white space but " " (\t \r \xa0 and
+        # the like are not printable), so stripping each line folds it.
+        return "\n".join(filter(None, map(str.strip, lines)))
+    lines = _CONTROL.sub("", text).replace("\r\n", "\n").split("\n")
+    return "\n".join(folded for line in lines if (folded := " ".join(line.split())))
+
+
 def _clean(markup: str, *, prefix: bool) -> str:
     """`markup` as plain text, folded, not truncated. `prefix`: markup is a cut of a longer
     text, so a tag or an entity the cut may have split is left out."""
@@ -176,17 +220,12 @@ def _clean(markup: str, *, prefix: bool) -> str:
     if "&" in markup:
         if prefix:
             markup = _drop_open_entity_at_end(markup)
-        markup = html.unescape(markup)
+        markup = _unescape(markup)
     if "<" in markup:
         markup = _TAG_OPENER.sub(_INERT_LT, markup)
     if "@" in markup:  # after decoding, so `hello&#64;example.com` is caught too
         markup = _remove_emails(markup)
-    markup = _CONTROL.sub("", markup)
-    if "\n" not in markup:
-        text = " ".join(markup.split())
-    else:
-        lines = markup.replace("\r\n", "\n").split("\n")
-        text = "\n".join(folded for line in lines if (folded := " ".join(line.split())))
+    text = _folded(markup)
     if prefix:
         # Its last word may go on beyond the cut, and what follows can change it (a tag
         # or an entity that ends it, an email address it starts): keep whole words only.
@@ -204,11 +243,13 @@ def plain_text(markup: str, limit: int) -> str:
         and "@" not in markup
         and markup.isprintable()
     ):
-        return truncate(markup.strip(), limit)  # already plain: titles, names, most text
-    size = 2 * limit + 64  # enough for most descriptions' markup at once
+        text = markup.strip()  # already plain: titles, names, most text
+        return text if len(text) <= limit else truncate(text, limit)
+    size = limit + limit // 2 + 64  # enough for most show notes' markup at once
     while size < len(markup):
         text = _clean(markup[:size], prefix=True)
         if len(text) >= limit + 1 + _UNSTABLE_TAIL:
             return truncate(text, limit)
-        size *= 2
+        # Grow by half at least (linear work), or to what this much text per markup needs.
+        size = max(size + size // 2, size * (limit + 64) // (len(text) + 1))
     return truncate(_clean(markup, prefix=False), limit)

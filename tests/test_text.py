@@ -234,6 +234,16 @@ PIECES = [
     "&mdash;",
     "&#39;",
     "&CounterClockwiseContourIntegral;",
+    # The references decoded without html.unescape (app/text.py `_COMMON_REFERENCES`),
+    # with and without their `;`.
+    "&quot;",
+    "&quot",
+    "&rsquo;",
+    "&rsquo",
+    "&#39",
+    "&#x27;",
+    "&#8217;",
+    "&hellip;",
 ]
 
 
@@ -287,6 +297,24 @@ def test_plain_text_matches_the_oracle_on_many_descriptions() -> None:
     for _ in range(6_000):
         markup, limit = _description(rng), rng.choice([200, 300, 2000, rng.randint(1, 400)])
         assert plain_text(markup, limit) == oracle(markup, limit), (markup, limit)
+
+
+@pytest.mark.parametrize(
+    "markup",
+    [
+        "Signal & Noise &amp; friends &#39;24 &mdash; it&rsquo;s &quot;live&quot;&hellip;",
+        "&amp;lt;b&amp;gt; &amp;amp; &amp;#39;",  # decoded once, never twice
+        "&rsquo&amp; &quot &#39x; &#39&#39; &nbsp;&nbsp;x &notin; &ndash",  # `;` missing or late
+        "&xi; & &amp;& &lt;b&gt;bold&lt;/b&gt; &#x27;",  # bare, tag-like, another
+        "one\n\n  two \t three\r\nfour\x1f five\u2028six\xa0seven \x00 eight",
+    ],
+)
+def test_decoding_and_folding_match_the_oracle(markup: str) -> None:
+    # The fast paths for common references and single-spaced lines (app/text.py) must
+    # decide exactly as html.unescape and split() do, around each `&` and each line.
+    for limit in (5, 40, 300):
+        assert plain_text(markup, limit) == oracle(markup, limit)
+        assert plain_text(f"<p>{markup}</p>" * 40, limit) == oracle(f"<p>{markup}</p>" * 40, limit)
 
 
 def test_text_far_beyond_the_limit_is_still_found() -> None:
