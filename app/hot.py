@@ -61,7 +61,7 @@ _JSON = (b"content-type", b"application/json")
 _VARY = (b"vary", b"Origin")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one object per remembered target, not two (GC scans)
 class _Known:
     """What a request target means: its operation's cache entry, and who may ask."""
 
