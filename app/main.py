@@ -18,17 +18,18 @@ from starlette.routing import Route
 
 from app import __version__
 from app.cache import ResponseCache
-from app.callers import Gate, UsageAccounting
+from app.callers import Gate
 from app.connector import Connector, Started, Surface
-from app.cors import JsonCORSMiddleware
+from app.cors import Cors
 from app.credentials import Credentials, SecretRef, StoredSecret
+from app.edge import Edge
 from app.errors import ServiceError
 from app.hot import HotPath
 from app.mcp_mount import MCP_PATH, MCPEndpoint
 from app.oauth.identity import GateIdentities
 from app.oauth.routes import oauth_routes
 from app.oauth.server import OAuthServer
-from app.observability import AccessLog, configure_logging
+from app.observability import configure_logging
 from app.problems import handle_http, handle_service, handle_unexpected
 from app.proxy import OperationRoute
 from app.public import connector_spec_route, public_routes
@@ -168,10 +169,8 @@ def create_app(
     app.router.routes.append(Route(MCP_PATH, mcp, include_in_schema=False))
     app.add_exception_handler(ServiceError, handle_service)
     app.add_exception_handler(HTTPException, handle_http)
-    app.add_middleware(UsageAccounting, gate=gate)
     app.add_exception_handler(Exception, handle_unexpected)  # 500 in JSON, never text/plain
-    app.add_middleware(
-        JsonCORSMiddleware,
+    cors = Cors(
         allow_origins=settings.cors_origins,
         # POST: /mcp from browser-based MCP clients (inspectors) and the OpenAI routes.
         allow_methods=["GET", "POST"],
@@ -186,9 +185,9 @@ def create_app(
         expose_headers=["WWW-Authenticate", "Retry-After", "X-Request-Id", "RateLimit"],
         max_age=600,
     )
-    if cache is not None:  # cache hits answered below the framework, inside the access log
+    if cache is not None:  # cache hits answered below the framework, inside the request layer
         app.add_middleware(HotPath, gate=gate)
-    app.add_middleware(AccessLog)
+    app.add_middleware(Edge, gate=gate, cors=cors)  # the last added is the outermost
     return app
 
 
