@@ -355,13 +355,14 @@ class Gate:
         it stays pending."""
         return await self._usage.flush(subject)
 
-    async def answered(self, request: RequestRecord) -> None:
+    def answered(self, request: RequestRecord) -> None:
         """Count an admitted keyed request's upstream failure (a 5xx answer, or the
-        upstream's own 429) in its caller's usage, once its answer is complete."""
+        upstream's own 429) in its caller's usage, once its answer is complete (in memory
+        at once, as `record` does: no await on every request's way out)."""
         admitted = request.limits is not None and request.limits.allowed
         failed = request.status >= 500 or request.upstream_status == 429
         if admitted and request.key_id and failed:
-            await self.record(request.key_id, Usage(upstream_errors=1))
+            self._usage.add(request.key_id, self._clock(), Usage(upstream_errors=1))
 
     def _give_back(self, unused: Collection[Unused]) -> None:
         for each in unused:

@@ -72,6 +72,6 @@ class Edge:
                 await preflight(scope, receive, send_answer)
             else:
                 await self.app(scope, receive, send_answer)
-            await self.gate.answered(record)
+            self.gate.answered(record)
         finally:
             end_request(token, scope, record, started)

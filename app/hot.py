@@ -35,6 +35,7 @@ once the answer has gone out 200, for at most `MAX_ENTRIES` targets of at most
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Awaitable
 from contextvars import ContextVar
 from dataclasses import dataclass
 
@@ -100,10 +101,15 @@ class HotPath:
         self.answered = 0
         self._known: OrderedDict[bytes, _Known] = OrderedDict()
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # Not a coroutine itself: a request this layer never answers (POST: the OpenAI
+        # routes, MCP) runs the app's coroutine directly, without a frame of this layer
+        # that every resumption of the request's task would pass through.
         if scope["type"] != "http" or scope["method"] != "GET":
-            await self.app(scope, receive, send)
-            return
+            return self.app(scope, receive, send)
+        return self._get(scope, receive, send)
+
+    async def _get(self, scope: Scope, receive: Receive, send: Send) -> None:
         raw_path = scope.get("raw_path")
         if not isinstance(raw_path, bytes) or any(n == b"origin" for n, _ in scope["headers"]):
             await self.app(scope, receive, send)

@@ -77,7 +77,7 @@ def with_limits(
     kept = [
         (name, value)
         for name, value in headers
-        if name.lower() not in _OURS and not name.lower().startswith(b"x-ratelimit-")
+        if (lower := name.lower()) not in _OURS and not lower.startswith(b"x-ratelimit-")
     ]
     return kept + ours
 

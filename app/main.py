@@ -11,10 +11,14 @@ from dataclasses import replace
 
 import httpx
 from fastapi import FastAPI
+from fastapi._body_limit import AppBodyLimitMiddleware
 from fastapi.telemetry import TelemetryConfig
+from fastapi.telemetry._asgi import ExceptionTelemetryMiddleware
 from pydantic import SecretStr
 from starlette.exceptions import HTTPException
+from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from app import __version__
 from app.cache import ResponseCache
@@ -91,6 +95,31 @@ def _response_cache(
     return cache
 
 
+class _Service(FastAPI):
+    """FastAPI without two layers it puts around every request that do nothing here: the
+    exception telemetry (it reports to OpenTelemetry, only when `OTEL_ENABLED`) and the
+    request body limit (FastAPI's `max_body_size`, never set: bodies are bounded by each
+    route that reads one; without it the layer only acts when mounted in another app, and
+    this one never is). Each is a call and a frame in every resumption of the request's
+    task. When the built stack is not the one expected, it is served as built."""
+
+    otel_enabled = False
+
+    def build_middleware_stack(self) -> ASGIApp:
+        stack = super().build_middleware_stack()
+        telemetry = getattr(stack, "app", None)
+        body_limit = getattr(telemetry, "app", None)
+        if (
+            not self.otel_enabled
+            and self.max_body_size is None
+            and isinstance(stack, ServerErrorMiddleware)
+            and isinstance(telemetry, ExceptionTelemetryMiddleware)
+            and isinstance(body_limit, AppBodyLimitMiddleware)
+        ):
+            stack.app = body_limit.app
+        return stack
+
+
 def create_app(
     settings: CoreSettings | None = None,
     *,
@@ -138,7 +167,7 @@ def create_app(
             await running.aclose()
         await gate.aclose()  # and the store, which the response cache shares
 
-    app = FastAPI(
+    app = _Service(
         title="Upstream API proxy",
         version=__version__,
         openapi_url=None,  # the spec is served by app.public, generated from the operations
@@ -149,6 +178,7 @@ def create_app(
         # Off unless asked for: FastAPI checks for OpenTelemetry providers on every request.
         telemetry=None if settings.otel_enabled else _NO_TELEMETRY,
     )
+    app.otel_enabled = settings.otel_enabled
     app.state.services = Services(settings=settings, gate=gate, connectors=started)
     app.state.response_cache = cache
     app.state.oauth = oauth
