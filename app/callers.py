@@ -36,14 +36,13 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from starlette.datastructures import Headers
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.allowance import Allowance, Unused
 from app.credentials import Credentials
 from app.errors import Forbidden, LimitExceeded, StoreDown, Unauthorized
 from app.keys import digest, is_key_shaped
-from app.limits import LimitHeaders, LocalLimiter
-from app.observability import current_record
+from app.limits import LocalLimiter
+from app.observability import RequestRecord, current_record
 from app.security import API_KEY_HEADER, authenticate, authorize, presented_credential
 from app.settings import CoreSettings
 from app.store import (
@@ -57,7 +56,7 @@ from app.store import (
 )
 from app.usage_batch import UsageBatch
 
-__all__ = ["STATIC_SUBJECT", "Admission", "Caller", "Gate", "UsageAccounting"]
+__all__ = ["STATIC_SUBJECT", "Admission", "Caller", "Gate"]
 
 log = logging.getLogger("app.callers")
 
@@ -359,6 +358,15 @@ class Gate:
         it stays pending."""
         return await self._usage.flush(subject)
 
+    def answered(self, request: RequestRecord) -> None:
+        """Count an admitted keyed request's upstream failure (a 5xx answer, or the
+        upstream's own 429) in its caller's usage, once its answer is complete (in memory
+        at once, as `record` does: no await on every request's way out)."""
+        admitted = request.limits is not None and request.limits.allowed
+        failed = request.status >= 500 or request.upstream_status == 429
+        if admitted and request.key_id and failed:
+            self._usage.add(request.key_id, self._clock(), Usage(upstream_errors=1))
+
     def _give_back(self, unused: Collection[Unused]) -> None:
         for each in unused:
             self._usage.add(each.subject, each.granted_at, Usage(requests=-each.left))
@@ -463,31 +471,3 @@ def _refusal(caller: Caller, decision: Decision) -> LimitExceeded:
     return LimitExceeded(
         "quota_exceeded", message + " Retrying will not help.", decision.retry_after
     )
-
-
-class UsageAccounting:
-    """ASGI middleware: the limit headers (`LimitHeaders`), then, once an admitted request's
-    answer is complete, an upstream failure (5xx answer, or the upstream's own 429) counted
-    in the caller's usage."""
-
-    def __init__(self, app: ASGIApp, gate: Gate) -> None:
-        self.app = LimitHeaders(app)
-        self.gate = gate
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        record = current_record()
-        status = 500
-
-        async def watch(message: dict[str, object]) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])  # type: ignore[call-overload]
-            await send(message)
-
-        await self.app(scope, receive, watch)  # type: ignore[arg-type]
-        admitted = record.limits is not None and record.limits.allowed
-        if admitted and record.key_id and (status >= 500 or record.upstream_status == 429):
-            await self.gate.record(record.key_id, Usage(upstream_errors=1))

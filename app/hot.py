@@ -14,10 +14,10 @@ is fresh in the response cache's in-process level (`ResponseCache.fresh`), for a
 the gate identifies without I/O (`Gate.identify_now`). The caller is admitted by the gate
 (`admit_now`, else `await admit`), a saved upstream call is counted (`Gate.record`, as the
 route does) and the answer is the route's, byte for byte: body, `Cache-Status`, `Age`,
-content type and length, the limit fields (`app.limits.limit_headers`), CORS's `Vary`;
-this layer runs inside `AccessLog`, so the request id and the log line are the same too.
-A limit refusal from `admit` is answered by the route's own error mapping
-(`app.problems.handle_service`) and limit fields (`LimitHeaders`).
+content type and length; this layer runs inside the request layer (app/edge.py), so the
+limit fields, CORS's `Vary`, the request id and the log line are the same too. A limit
+refusal from `admit` is answered by the route's own error mapping
+(`app.problems.handle_service`).
 
 What it never answers (the request goes to the full app unchanged): another method (HEAD,
 OPTIONS, POST: MCP and the OpenAI routes), a target it has not seen answered (a different
@@ -35,17 +35,17 @@ once the answer has gone out 200, for at most `MAX_ENTRIES` targets of at most
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Awaitable
 from contextvars import ContextVar
 from dataclasses import dataclass
 
 from starlette.datastructures import Headers
 from starlette.requests import Request
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.cache import MAX_ENTRIES, ResponseCache
 from app.callers import Gate
 from app.errors import ServiceError
-from app.limits import LimitHeaders, limit_headers
 from app.observability import current_record
 from app.problems import handle_service
 from app.store import Usage
@@ -57,8 +57,6 @@ MAX_TARGET_BYTES = 1024
 """Longer request targets are never remembered: the memo stays under ~5 MB however callers
 pad their queries (ignored parameters)."""
 _JSON = (b"content-type", b"application/json")
-# What the CORS layer (Starlette's) adds to every answer to a request without an Origin.
-_VARY = (b"vary", b"Origin")
 
 
 @dataclass(frozen=True, slots=True)  # one object per remembered target, not two (GC scans)
@@ -103,10 +101,15 @@ class HotPath:
         self.answered = 0
         self._known: OrderedDict[bytes, _Known] = OrderedDict()
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # Not a coroutine itself: a request this layer never answers (POST: the OpenAI
+        # routes, MCP) runs the app's coroutine directly, without a frame of this layer
+        # that every resumption of the request's task would pass through.
         if scope["type"] != "http" or scope["method"] != "GET":
-            await self.app(scope, receive, send)
-            return
+            return self.app(scope, receive, send)
+        return self._get(scope, receive, send)
+
+    async def _get(self, scope: Scope, receive: Receive, send: Send) -> None:
         raw_path = scope.get("raw_path")
         if not isinstance(raw_path, bytes) or any(n == b"origin" for n, _ in scope["headers"]):
             await self.app(scope, receive, send)
@@ -136,7 +139,7 @@ class HotPath:
                 admission = await gate.admit(caller)
             except ServiceError as refusal:  # limits: the route's own answer to it
                 answer = await handle_service(Request(scope, receive), refusal)
-                await LimitHeaders(answer)(scope, receive, _varied(send))
+                await answer(scope, receive, send)
                 return True
         record.limits = admission.decision
         await gate.record(caller.subject, _SAVED)
@@ -146,8 +149,6 @@ class HotPath:
             (b"age", str(served.age).encode()),
             (b"content-length", str(len(body)).encode()),
             _JSON,
-            *limit_headers(admission.decision, openai_names=record.openai_limit_names),
-            _VARY,
         ]
         self.answered += 1
         await send({"type": "http.response.start", "status": 200, "headers": headers})
@@ -158,31 +159,13 @@ class HotPath:
         """The full app's answer, remembering what `target` means if the route says."""
         lesson = _Lesson()
         token = _lesson.set(lesson)
-        status = 0
-
-        async def watch(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
         try:
-            await self.app(scope, receive, watch)
+            await self.app(scope, receive, send)
         finally:
             _lesson.reset(token)
+        status = current_record().status  # set by the request layer as the answer started
         if status == 200 and lesson.known is not None and len(target) <= MAX_TARGET_BYTES:
             self._known[target] = lesson.known
             self._known.move_to_end(target)
             while len(self._known) > self.max_entries:
                 self._known.popitem(last=False)
-
-
-def _varied(send: Send) -> Send:
-    """`send` with the `Vary` field CORS adds (see `_VARY`)."""
-
-    async def send_varied(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            message = {**message, "headers": [*message["headers"], _VARY]}
-        await send(message)
-
-    return send_varied

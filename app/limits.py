@@ -1,6 +1,6 @@
 """A caller's limit state on the wire, and the in-process limiter used while the store is down.
 
-Every answer to an admitted caller says where it stands (`LimitHeaders`), in the IETF
+Every answer to an admitted caller says where it stands (`with_limits`), in the IETF
 draft's fields (draft-ietf-httpapi-ratelimit-headers, structured-field lists):
 
     RateLimit-Policy: "minute";q=100;w=60, "day";q=1000;w=86400
@@ -20,13 +20,11 @@ import math
 import time
 from collections import OrderedDict
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from app.observability import current_record
+from app.observability import RequestRecord
 from app.store import Decision, Limits
 from app.stores import limiter
 
-__all__ = ["LimitHeaders", "LocalLimiter", "go_duration", "limit_headers"]
+__all__ = ["LocalLimiter", "go_duration", "limit_headers", "with_limits"]
 
 _DAY = 86_400
 _OURS = (b"ratelimit", b"ratelimit-policy")
@@ -67,31 +65,21 @@ def limit_headers(
     return headers
 
 
-class LimitHeaders:
-    """ASGI middleware: adds the request's limit state (`RequestRecord.limits`, set when the
-    caller was admitted or refused) to its answer, replacing any such fields already there."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        record = current_record()
-
-        async def send_with_limits(message: Message) -> None:
-            if message["type"] == "http.response.start" and record.limits is not None:
-                ours = limit_headers(record.limits, openai_names=record.openai_limit_names)
-                kept = [
-                    (name, value)
-                    for name, value in message.get("headers", [])
-                    if name.lower() not in _OURS and not name.lower().startswith(b"x-ratelimit-")
-                ]
-                message = {**message, "headers": kept + ours}
-            await send(message)
-
-        await self.app(scope, receive, send_with_limits)
+def with_limits(
+    headers: list[tuple[bytes, bytes]], record: RequestRecord
+) -> list[tuple[bytes, bytes]]:
+    """An answer's `headers` with the request's limit state (`record.limits`, set when the
+    caller was admitted or refused) added at the end, replacing any such fields already
+    there; `headers` as they are when the request has none."""
+    if record.limits is None:
+        return headers
+    ours = limit_headers(record.limits, openai_names=record.openai_limit_names)
+    kept = [
+        (name, value)
+        for name, value in headers
+        if (lower := name.lower()) not in _OURS and not lower.startswith(b"x-ratelimit-")
+    ]
+    return kept + ours
 
 
 class LocalLimiter:

@@ -11,24 +11,29 @@ from dataclasses import replace
 
 import httpx
 from fastapi import FastAPI
+from fastapi._body_limit import AppBodyLimitMiddleware
 from fastapi.telemetry import TelemetryConfig
+from fastapi.telemetry._asgi import ExceptionTelemetryMiddleware
 from pydantic import SecretStr
 from starlette.exceptions import HTTPException
+from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from app import __version__
 from app.cache import ResponseCache
-from app.callers import Gate, UsageAccounting
+from app.callers import Gate
 from app.connector import Connector, Started, Surface
-from app.cors import JsonCORSMiddleware
+from app.cors import Cors
 from app.credentials import Credentials, SecretRef, StoredSecret
+from app.edge import Edge
 from app.errors import ServiceError
 from app.hot import HotPath
 from app.mcp_mount import MCP_PATH, MCPEndpoint
 from app.oauth.identity import GateIdentities
 from app.oauth.routes import oauth_routes
 from app.oauth.server import OAuthServer
-from app.observability import AccessLog, configure_logging
+from app.observability import configure_logging
 from app.problems import handle_http, handle_service, handle_unexpected
 from app.proxy import OperationRoute
 from app.public import connector_spec_route, public_routes
@@ -90,6 +95,31 @@ def _response_cache(
     return cache
 
 
+class _Service(FastAPI):
+    """FastAPI without two layers it puts around every request that do nothing here: the
+    exception telemetry (it reports to OpenTelemetry, only when `OTEL_ENABLED`) and the
+    request body limit (FastAPI's `max_body_size`, never set: bodies are bounded by each
+    route that reads one; without it the layer only acts when mounted in another app, and
+    this one never is). Each is a call and a frame in every resumption of the request's
+    task. When the built stack is not the one expected, it is served as built."""
+
+    otel_enabled = False
+
+    def build_middleware_stack(self) -> ASGIApp:
+        stack = super().build_middleware_stack()
+        telemetry = getattr(stack, "app", None)
+        body_limit = getattr(telemetry, "app", None)
+        if (
+            not self.otel_enabled
+            and self.max_body_size is None
+            and isinstance(stack, ServerErrorMiddleware)
+            and isinstance(telemetry, ExceptionTelemetryMiddleware)
+            and isinstance(body_limit, AppBodyLimitMiddleware)
+        ):
+            stack.app = body_limit.app
+        return stack
+
+
 def create_app(
     settings: CoreSettings | None = None,
     *,
@@ -139,7 +169,7 @@ def create_app(
             await running.aclose()
         await gate.aclose()  # and the store, which the response cache shares
 
-    app = FastAPI(
+    app = _Service(
         title="Upstream API proxy",
         version=__version__,
         openapi_url=None,  # the spec is served by app.public, generated from the operations
@@ -150,6 +180,7 @@ def create_app(
         # Off unless asked for: FastAPI checks for OpenTelemetry providers on every request.
         telemetry=None if settings.otel_enabled else _NO_TELEMETRY,
     )
+    app.otel_enabled = settings.otel_enabled
     app.state.services = Services(settings=settings, gate=gate, connectors=started)
     app.state.response_cache = cache
     app.state.oauth = oauth
@@ -170,10 +201,8 @@ def create_app(
     app.router.routes.append(Route(MCP_PATH, mcp, include_in_schema=False))
     app.add_exception_handler(ServiceError, handle_service)
     app.add_exception_handler(HTTPException, handle_http)
-    app.add_middleware(UsageAccounting, gate=gate)
     app.add_exception_handler(Exception, handle_unexpected)  # 500 in JSON, never text/plain
-    app.add_middleware(
-        JsonCORSMiddleware,
+    cors = Cors(
         allow_origins=settings.cors_origins,
         # POST: /mcp from browser-based MCP clients (inspectors) and the OpenAI routes.
         allow_methods=["GET", "POST"],
@@ -188,9 +217,9 @@ def create_app(
         expose_headers=["WWW-Authenticate", "Retry-After", "X-Request-Id", "RateLimit"],
         max_age=600,
     )
-    if cache is not None:  # cache hits answered below the framework, inside the access log
+    if cache is not None:  # cache hits answered below the framework, inside the request layer
         app.add_middleware(HotPath, gate=gate)
-    app.add_middleware(AccessLog)
+    app.add_middleware(Edge, gate=gate, cors=cors)  # the last added is the outermost
     return app
 
 

@@ -1,4 +1,5 @@
-"""One structured log line per request; never a header, a query string or a secret."""
+"""What one request did (`RequestRecord`), and its one structured log line; never a header,
+a query string or a secret. The request layer (app/edge.py) opens and closes the record."""
 
 from __future__ import annotations
 
@@ -9,16 +10,22 @@ import os
 import re
 import sys
 import time
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 if TYPE_CHECKING:
     from app.store import Decision
 
-__all__ = ["AccessLog", "RequestRecord", "configure_logging", "current_record"]
+__all__ = [
+    "RequestRecord",
+    "begin_request",
+    "configure_logging",
+    "current_record",
+    "end_request",
+]
 
 log = logging.getLogger("app.access")
 
@@ -34,9 +41,11 @@ class RequestRecord:
     key_id: str | None = None
     """The caller's key id ("static" for CHATGPT_SECRET), never the key."""
     limits: Decision | None = None
-    """The caller's limit state once admitted or refused (`app.limits.LimitHeaders`)."""
+    """The caller's limit state once admitted or refused (`app.limits.with_limits`)."""
     openai_limit_names: bool = False
     """Whether the answer also carries OpenAI's `x-ratelimit-*` names."""
+    status: int = 500
+    """The answer's status once it has started (500 if it never did: an unhandled error)."""
 
 
 _record: ContextVar[RequestRecord | None] = ContextVar("request_record", default=None)
@@ -87,55 +96,38 @@ def configure_logging(level: str = "INFO") -> None:
         logger.propagate = False
 
 
-class AccessLog:
-    """ASGI middleware: a request id (kept from `X-Request-Id` when well-formed, echoed back)
-    and one `request` log line with method, path, operation, status, upstream status and
-    latency. Pure ASGI rather than BaseHTTPMiddleware: no extra task, no body buffering."""
+def begin_request(scope: Scope) -> tuple[RequestRecord, Token[RequestRecord | None]]:
+    """A new record for the request of `scope`, made the running one (`current_record`) until
+    `end_request`. Its id is the caller's `X-Request-Id` when well-formed, else a new one."""
+    record = RequestRecord(request_id=_request_id(scope))
+    return record, _record.set(record)
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        record = RequestRecord(request_id=_request_id(scope))
-        token = _record.set(record)
-        status = 500
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                headers = list(message.get("headers", []))
-                headers.append((b"x-request-id", record.request_id.encode()))
-                message = {**message, "headers": headers}
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            _record.reset(token)
-            fields = {
-                "event": "request",
-                "request_id": record.request_id,
-                "method": scope.get("method"),
-                "path": scope.get("path"),
-                "operation": record.operation,
-                "key_id": record.key_id,
-                "status": status,
-                "upstream_status": record.upstream_status,
-                "latency_ms": round((time.perf_counter() - started) * 1000, 2),
-            }
-            if record.error:
-                fields["error"] = record.error
-            if log.isEnabledFor(_INFO):
-                # The record built directly: Logger.info would also walk the stack to find
-                # its caller, for a file and line this line never shows.
-                line = log.makeRecord(log.name, _INFO, __file__, 0, "request", (), None)
-                line.fields = fields
-                log.handle(line)
+def end_request(
+    token: Token[RequestRecord | None], scope: Scope, record: RequestRecord, started: float
+) -> None:
+    """Detach `record` and write the request's one `request` line: method, path, operation,
+    key id, status, upstream status and latency since `started` (`time.perf_counter`)."""
+    _record.reset(token)
+    fields = {
+        "event": "request",
+        "request_id": record.request_id,
+        "method": scope.get("method"),
+        "path": scope.get("path"),
+        "operation": record.operation,
+        "key_id": record.key_id,
+        "status": record.status,
+        "upstream_status": record.upstream_status,
+        "latency_ms": round((time.perf_counter() - started) * 1000, 2),
+    }
+    if record.error:
+        fields["error"] = record.error
+    if log.isEnabledFor(_INFO):
+        # The record built directly: Logger.info would also walk the stack to find its
+        # caller, for a file and line this line never shows.
+        line = log.makeRecord(log.name, _INFO, __file__, 0, "request", (), None)
+        line.fields = fields
+        log.handle(line)
 
 
 # A new request's id: this process's random half, then a counter. Unique (to 64 random

@@ -312,3 +312,39 @@ def test_a_bug_is_a_json_500_that_tells_nothing(client: TestClient) -> None:
     assert response.headers["content-type"] == "application/json"
     assert response.json()["error"]["code"] == "internal_error"
     assert "boom" not in response.text and SECRET not in response.text
+
+
+def test_the_fields_every_answer_gets_in_order(make_client: AppFactory) -> None:
+    """CORS, then the request id, last: `Vary: Origin` to a non-browser caller (joined into
+    a `Vary` the route set), the allowed origin's fields to a browser, a preflight's own
+    fields untouched; one `Vary` field each time."""
+    client = make_client(cors_origins="https://studio.example.com")
+
+    def tail(answer: Any, count: int) -> list[tuple[str, str]]:
+        raw = [(n.decode(), v.decode()) for n, v in answer.headers.raw]
+        assert [n for n, _ in raw].count("vary") == 1
+        assert raw[-1] == ("x-request-id", answer.headers["x-request-id"])
+        return raw[-count:-1]
+
+    assert tail(client.get("/healthz"), 2) == [("vary", "Origin")]
+    manifest = client.get("/.well-known/ai-plugin.json")
+    tail(manifest, 1)
+    assert manifest.headers["vary"] == "Host, X-Forwarded-Proto, Origin"
+    browser = client.get("/healthz", headers={"Origin": "https://studio.example.com"})
+    assert tail(browser, 4) == [
+        ("access-control-expose-headers", "WWW-Authenticate, Retry-After, X-Request-Id, RateLimit"),
+        ("access-control-allow-origin", "https://studio.example.com"),
+        ("vary", "Origin"),
+    ]
+    other = client.get("/healthz", headers={"Origin": "https://chatgpt.com"})
+    assert tail(other, 2) == [("vary", "Origin")]
+    preflight = client.options(
+        "/healthz",
+        headers={"Origin": "https://studio.example.com", "Access-Control-Request-Method": "GET"},
+    )
+    assert preflight.status_code == 200
+    tail(preflight, 1)
+    assert preflight.headers["vary"] == (
+        "Origin, Access-Control-Request-Method, Access-Control-Request-Headers, "
+        "Access-Control-Request-Private-Network"
+    )
