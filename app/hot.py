@@ -141,7 +141,10 @@ class HotPath:
                 answer = await handle_service(Request(scope, receive), refusal)
                 await answer(scope, receive, send)
                 return True
-        record.limits = admission.decision
+            # The store trip took time: read the entry again, as the route reads it once
+            # admitted (ttl and age as of now; should it have expired meanwhile, the copy
+            # read before, fresh when the request came).
+            served = known.cache.fresh(known.entry) or served
         await gate.record(caller.subject, _SAVED)
         body = served.body
         headers = [
