@@ -9,8 +9,9 @@ draft's fields (draft-ietf-httpapi-ratelimit-headers, structured-field lists):
 `t` is the seconds until the policy is fully restored (on a refusal: until the next
 request is allowed, equal to `Retry-After`). Routes that OpenAI clients call add OpenAI's
 names, `x-ratelimit-{limit,remaining,reset}-requests` (reset as a Go duration, `1.5s`);
-any `RateLimit*` or `x-ratelimit-*` field from elsewhere (the upstream's, describing the
-operator's own account) is dropped from such an answer, so a caller reads only its own.
+a `RateLimit`, `RateLimit-Policy` or `x-ratelimit-*` field from elsewhere (the upstream's,
+describing the operator's own account) is dropped from such an answer, so a caller reads
+only its own.
 The monthly token quota has no standard field; `python -m app keys usage` shows it.
 """
 
