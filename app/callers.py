@@ -159,10 +159,10 @@ class Gate:
         Raises `Unauthorized` (no, unknown, expired or revoked credential), `Forbidden`
         (a key without any of `scopes`), `StoreDown` (a key, and no store to check it in),
         `ServiceLocked` / `CredentialsUnavailable` (no static secret to check against)."""
-        known = self.identify_now(headers, scopes)
+        text = _presented(headers)
+        known = self._identify_now(headers, text, scopes)
         if known is not None:
             return known
-        text = _presented(headers)
         if not is_key_shaped(text):
             await authenticate(headers, self.credentials)
             return self.static_caller()
@@ -173,7 +173,10 @@ class Gate:
         held in memory (compared in constant time, as `identify` does), or a key whose
         record is in the key cache, neither revoked nor expired, with one of `scopes`.
         None for anything else: `identify` then decides (and raises what it must)."""
-        text = _presented(headers)
+        return self._identify_now(headers, _presented(headers), scopes)
+
+    def _identify_now(self, headers: Headers, text: str, scopes: Collection[str]) -> Caller | None:
+        # `text`: the credential `headers` present (`_presented`), read once by `identify`.
         if not is_key_shaped(text):
             secrets = self.credentials.bearer_secrets_now()
             if not secrets:
