@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import base64
 import copy
+import io
 import json
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -21,6 +23,7 @@ from mangum import Mangum
 
 from app.lambda_handler import make_handler, mount_prefix
 from app.main import create_app
+from app.observability import LineBatchHandler
 from tests.conftest import AUTH, SECRET, make_settings
 
 EVENTS = Path(__file__).parent / "events"
@@ -279,3 +282,17 @@ def test_a_streamed_openai_answer_arrives_whole_through_lambda(handler: Mangum) 
     chunks = [json.loads(e.removeprefix("data: ")) for e in events[:-1]]
     text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"])
     assert len(chunks) >= 4 and text.startswith("[sample data]")
+
+
+def test_the_request_line_is_written_before_the_invocation_returns(handler: Mangum) -> None:
+    [app_log] = [h for h in logging.getLogger("app").handlers if isinstance(h, LineBatchHandler)]
+    lines = io.StringIO()
+    previous = app_log.setStream(lines)
+    try:
+        status, _, _ = invoke(handler, http_event("/api/v2/genres", "", AUTH))
+        written = lines.getvalue()  # before anything else runs: a frozen instance may not thaw
+    finally:
+        app_log.setStream(previous)
+    assert status == 200
+    [request] = [json.loads(line) for line in written.splitlines() if '"request"' in line]
+    assert request["path"] == "/api/v2/genres" and request["status"] == 200

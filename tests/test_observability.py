@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import io
 import json
+import logging
+import threading
 
 import httpx
 import pytest
@@ -10,6 +14,7 @@ import respx
 from starlette.testclient import TestClient
 
 from app.connectors.podcasts.operations import OPERATIONS
+from app.observability import LineBatchHandler
 from app.registry import Settings
 from tests import payloads
 from tests.conftest import AUTH, OTHER_SECRET, SECRET, UPSTREAM_KEY, AppFactory, LogCapture
@@ -95,3 +100,82 @@ def test_no_secret_in_any_log_line_or_answer(
     for text in texts:
         for secret in (SECRET, OTHER_SECRET, UPSTREAM_KEY):
             assert secret not in text
+
+
+class _Stream(io.StringIO):
+    """A stream that counts its writes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+def _batch_logger(name: str) -> tuple[logging.Logger, _Stream]:
+    stream = _Stream()
+    handler = LineBatchHandler(stream)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    logger = logging.getLogger(f"tests.batch.{name}")
+    logger.handlers[:] = [handler]
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    return logger, stream
+
+
+def test_the_lines_of_one_loop_turn_leave_in_one_write() -> None:
+    logger, stream = _batch_logger("turn")
+
+    async def serve() -> None:
+        for n in range(3):
+            logger.info("request %d", n)
+        assert stream.writes == 0  # not yet: the turn is not over
+        await asyncio.sleep(0)
+        assert stream.writes == 1
+        logger.info("next turn")
+        await asyncio.sleep(0)
+
+    asyncio.run(serve())
+    assert stream.getvalue() == "INFO request 0\nINFO request 1\nINFO request 2\nINFO next turn\n"
+    assert stream.writes == 2
+
+
+def test_a_warning_is_written_at_once_after_the_lines_before_it() -> None:
+    logger, stream = _batch_logger("warning")
+
+    async def serve() -> None:
+        logger.info("request")
+        logger.warning("store down")
+        assert stream.getvalue() == "INFO request\nWARNING store down\n"
+
+    asyncio.run(serve())
+    assert stream.writes == 1
+
+
+def test_without_a_running_loop_each_line_is_written_at_once() -> None:
+    logger, stream = _batch_logger("no-loop")
+    logger.info("from the CLI")
+    assert stream.getvalue() == "INFO from the CLI\n"
+    holder: list[str] = []
+    thread = threading.Thread(target=lambda: (logger.info("worker"), holder.append("done")))
+    thread.start()
+    thread.join()
+    assert stream.getvalue().endswith("INFO worker\n")
+
+
+def test_flush_writes_what_waits_for_a_turn_that_never_comes() -> None:
+    logger, stream = _batch_logger("stopped")
+    loop = asyncio.new_event_loop()
+
+    def last_request() -> None:
+        logger.info("answered")
+        loop.stop()  # as a loop does when its last task ends: no further turn
+
+    loop.call_soon(last_request)
+    loop.run_forever()
+    loop.close()
+    assert stream.getvalue() == ""
+    logger.handlers[0].flush()  # logging's shutdown does this; Lambda: `flush_logs`
+    assert stream.getvalue() == "INFO answered\n"
