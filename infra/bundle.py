@@ -11,10 +11,12 @@ the `server` extra it is a Lambda bundle, and leaves out the distributions of EX
 `pip --platform ... --only-binary=:all:`, so no Docker is needed. Standard library only:
 the container build runs it before any virtualenv exists.
 
-A Lambda bundle (--arch) also ships each module compiled to bytecode, by a CPython of exactly
-the Lambda's version (--compile-with, $BUNDLE_PYTHON, `pythonX.Y` on PATH, or pyenv's): on
-Lambda /var/task is read-only, so without `.pyc` every cold start compiles every module it
-imports. Without such an interpreter it builds without them and says so.
+Every bundle also ships each module compiled to bytecode, by a CPython of exactly the version
+that will run it (with --arch: --python's, found as --compile-with, $BUNDLE_PYTHON, this
+interpreter, `pythonX.Y` on PATH or pyenv's; otherwise this interpreter): on Lambda /var/task
+is read-only, and the container images' folders are not the service's to write, so without
+`.pyc` every start compiles every module it imports. Without such an interpreter it builds
+without them and says so.
 """
 
 from __future__ import annotations
@@ -223,17 +225,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    compiler = None
-    if args.arch:  # a Lambda bundle: its modules compiled by the Lambda's Python, if found
+    # Every bundle ships its modules compiled: for a Lambda platform (--arch) by the
+    # Lambda's Python if one is found, else by this one, which the container images run
+    # (their /srv and /var/task are not writable by the service either).
+    if args.arch:
         version = args.python or "3.12"
-        compiler = find_compiler(version, args.compile_with)
-        if compiler is None:
-            print(
-                f"bundle: no Python {version} found to compile with (--compile-with, "
-                f"python{version} on PATH, pyenv): no .pyc shipped, so each cold start "
-                "compiles every module it imports (~0.35 s more)",
-                flush=True,
-            )
+    else:
+        version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    compiler = find_compiler(version, args.compile_with)
+    if compiler is None:
+        print(
+            f"bundle: no Python {version} found to compile with (--compile-with, "
+            f"python{version} on PATH, pyenv): no .pyc shipped, so each cold start "
+            "compiles every module it imports (~0.35 s more)",
+            flush=True,
+        )
     target: Path = args.target.resolve()
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
