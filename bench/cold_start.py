@@ -3,9 +3,14 @@ answers one API Gateway (HTTP API) event. The service's handler is measured side
 with a minimal FastAPI + Mangum hello-world, alternating runs so that noise hits both.
 
     python3 bench/cold_start.py [--runs 15] [--bundle build/lambda-host]
+    python3 bench/cold_start.py --zip build/lambda-312.zip --python python3.12
 
 Both handlers are imported from the Lambda bundle (what deploys: no dev tools, no
-site-packages), built first by `python3 dev.py test` or infra/bundle.py. The service runs
+site-packages), built first by `python3 dev.py test` or infra/bundle.py. With --zip, as
+Lambda sees it: the zip freshly unpacked, run with PYTHONDONTWRITEBYTECODE=1 (/var/task is
+read-only: no `__pycache__` is ever written), twice side by side, as shipped (with its
+`.pyc`) and with its `.pyc` removed, by --python, which must be the Python the zip was built
+for (its bytecode is ignored by any other). The service runs
 plain (sample data, the bearer secret), and as deployed: the OpenAI connector configured
 (a dummy key: the first request is a REST one, nothing goes out) and keys on DynamoDB
 (moto's server, started here on loopback, a key created first, the request made with it;
@@ -16,6 +21,7 @@ Target (issue 11): the service within 1.1x of the hello-world.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -23,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -136,7 +143,12 @@ def cases(env: dict[str, str], key: str) -> dict[str, tuple[str, str, dict[str, 
 
 
 def run_once(
-    bundle: Path, runtime: Path, module: str, event: str, extra: dict[str, str]
+    bundle: Path,
+    runtime: Path,
+    module: str,
+    event: str,
+    extra: dict[str, str],
+    python: str = sys.executable,
 ) -> dict[str, float]:
     env = {
         "PATH": os.environ.get("PATH", ""),
@@ -148,7 +160,7 @@ def run_once(
     started = time.perf_counter()
     # -S: no site-packages, as on Lambda, where only the bundle is on the path.
     out = subprocess.run(
-        [sys.executable, "-S", "-c", PROBE.format(module=module), event],
+        [python, "-S", "-c", PROBE.format(module=module), event],
         capture_output=True,
         text=True,
         env=env,
@@ -161,35 +173,77 @@ def run_once(
     return result
 
 
+@contextmanager
+def unpacked(archive: Path) -> Iterator[dict[str, Path]]:
+    """The zip unpacked twice, fresh: as shipped, and with its bytecode removed."""
+    with tempfile.TemporaryDirectory() as folder:
+        bundles = {"with .pyc": Path(folder) / "pyc", "without .pyc": Path(folder) / "source"}
+        for target in bundles.values():
+            with zipfile.ZipFile(archive) as opened:
+                opened.extractall(target)
+        for cache in bundles["without .pyc"].rglob("__pycache__"):
+            for pyc in cache.iterdir():
+                pyc.unlink()
+            cache.rmdir()
+        yield bundles
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--bundle", type=Path, default=ROOT / "build" / "lambda-host")
+    parser.add_argument("--zip", type=Path, help="measure this Lambda zip as Lambda runs it")
+    parser.add_argument("--python", default=sys.executable, help="the zip's Python (--zip)")
     args = parser.parse_args()
-    bundle = args.bundle.resolve()
-    if not (bundle / "app" / "lambda_handler.py").exists():
-        sys.exit(f"no bundle at {bundle}: run python3 dev.py test, or infra/bundle.py {bundle}")
-    with keys_on_dynamodb() as (env, key), lambda_runtime() as runtime:
-        table = cases(env, key)
-        samples: dict[str, list[dict[str, float]]] = {name: [] for name in table}
-        for module, event, extra in table.values():  # warm the OS file cache, not measured
-            run_once(bundle, runtime, module, event, extra)
+    with contextlib.ExitStack() as stack:
+        bundles = {"": args.bundle.resolve()}
+        read_only: dict[str, str] = {}
+        if args.zip is not None:
+            bundles = stack.enter_context(unpacked(args.zip.resolve()))
+            read_only = {"PYTHONDONTWRITEBYTECODE": "1"}
+        for bundle in bundles.values():
+            if not (bundle / "app" / "lambda_handler.py").exists():
+                sys.exit(f"no bundle at {bundle}: run python3 dev.py test, or infra/bundle.py")
+        env, key = stack.enter_context(keys_on_dynamodb())
+        runtime = stack.enter_context(lambda_runtime())
+        # Every case of every bundle, each run in turn, so that noise hits them all.
+        table = {
+            (label, name): (bundle, module, event, {**extra, **read_only})
+            for label, bundle in bundles.items()
+            for name, (module, event, extra) in cases(env, key).items()
+        }
+        samples: dict[tuple[str, str], list[dict[str, float]]] = {case: [] for case in table}
+        for bundle, module, event, extra in table.values():  # warm the OS file cache only
+            run_once(bundle, runtime, module, event, extra, args.python)
         for _ in range(args.runs):
-            for name, (module, event, extra) in table.items():
-                samples[name].append(run_once(bundle, runtime, module, event, extra))
+            for case, (bundle, module, event, extra) in table.items():
+                samples[case].append(run_once(bundle, runtime, module, event, extra, args.python))
 
-    def median(name: str, key: str) -> float:
-        return statistics.median(s[key] for s in samples[name])
+    def median(case: tuple[str, str], key: str) -> float:
+        return statistics.median(s[key] for s in samples[case])
 
-    print(f"cold start, median of {args.runs} fresh processes (Python {sys.version.split()[0]})")
-    print(f"{'case':34} {'import ms':>10} {'import+event ms':>16} {'process ms':>11} {'ratio':>6}")
-    for name in table:
-        ratio = median(name, "process_ms") / median(BASE, "process_ms")
+    version = subprocess.run(
+        [args.python, "-c", "import sys; print(sys.version.split()[0])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    where = f", {args.zip} unpacked, PYTHONDONTWRITEBYTECODE=1" if args.zip else ""
+    print(f"cold start, median of {args.runs} fresh processes (Python {version}{where})")
+    width = 34 + max(len(label) for label in bundles) + 1
+    heads = f"{'import ms':>10} {'import+event ms':>16} {'process ms':>11} {'ratio':>6}"
+    print(f"{'case':{width}} {heads}")
+    worst = 0.0
+    for label, name in table:
+        base = median((label, BASE), "process_ms")
+        ratio = median((label, name), "process_ms") / base
+        worst = max(worst, ratio)
+        title = f"{label}: {name}" if label else name
         print(
-            f"{name:34} {median(name, 'import_ms'):10.1f} {median(name, 'total_ms'):16.1f}"
-            f" {median(name, 'process_ms'):11.1f} {ratio:6.2f}x"
+            f"{title:{width}} {median((label, name), 'import_ms'):10.1f}"
+            f" {median((label, name), 'total_ms'):16.1f}"
+            f" {median((label, name), 'process_ms'):11.1f} {ratio:6.2f}x"
         )
-    worst = max(median(n, "process_ms") for n in table) / median(BASE, "process_ms")
     print(f"target: within 1.1x of the hello-world; worst case here {worst:.2f}x")
     return 0
 

@@ -3,14 +3,28 @@ BUNDLE EVENTS_JSON [RUNTIME]`. No site-packages and no PYTHON* variables, so onl
 bundle (and RUNTIME: what the Lambda runtime itself provides, i.e. boto3) can be imported.
 
 Imports the handler, answers each event of EVENTS_JSON (a file holding a list of API
-Gateway events) in order, and prints one JSON document: each answer, and every module
-imported, by where it came from ("bundle", "runtime", "stdlib" or "outside").
-Not a test module: tests/test_lambda_zip.py and bench/cold_start.py run it.
+Gateway events) in order, and prints one JSON document: each answer, every module
+imported, by where it came from ("bundle", "runtime", "stdlib" or "outside"), and the
+source files compiled to bytecode on import ("compiled": those that had no usable `.pyc`).
+Not a test module: tests/test_lambda_zip.py runs it.
 """
 
 import json
 import sys
 import sysconfig
+from importlib.machinery import SourceFileLoader
+
+compiled: list[str] = []
+_source_to_code = SourceFileLoader.source_to_code
+
+
+def _recorded(self, data, path, *args, **kwargs):  # type: ignore[no-untyped-def]
+    # The import system calls this only when a module's `.pyc` is missing or stale.
+    compiled.append(str(path))
+    return _source_to_code(self, data, path, *args, **kwargs)
+
+
+SourceFileLoader.source_to_code = _recorded  # type: ignore[method-assign]
 
 bundle, events_file = sys.argv[1], sys.argv[2]
 runtime = sys.argv[3] if len(sys.argv) > 3 else None
@@ -40,4 +54,4 @@ for name, module in list(sys.modules.items()):
         origins[name] = "stdlib"
     else:
         origins[name] = "outside:" + path
-print(json.dumps({"answers": answers, "modules": origins}))
+print(json.dumps({"answers": answers, "modules": origins, "compiled": compiled}))
