@@ -36,6 +36,7 @@ every request goes through the framework.
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -62,10 +63,13 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 
 @dataclass(frozen=True, slots=True)
 class _Claim:
-    """A route that may be served directly, and the routes before it that may match too."""
+    """A route that may be served directly, and the routes before it that may match too:
+    the paths' patterns of those that are a `Route` or a `Mount` (either matches, in full or
+    in part, exactly when its pattern matches the path), the others to ask."""
 
     route: Route
-    shadows: tuple[BaseRoute, ...]
+    patterns: tuple[re.Pattern[str], ...]
+    others: tuple[BaseRoute, ...]
     endpoint: Endpoint | None
     """`func(request) -> response` when the route's app is Starlette's `request_response`
     of it (called here without that wrapper); None: the route's app is called."""
@@ -112,8 +116,8 @@ class Dispatch:
     def _claim(self, route: Route, before: Iterable[BaseRoute]) -> None:
         literal, parameters, _ = route.path.partition("{")
         if parameters:
-            overlapping = tuple(r for r in before if _may_share_prefix(r, literal))
-            self._prefixes.append((literal, _Claim(route, overlapping, _endpoint_of(route))))
+            overlapping = [r for r in before if _may_share_prefix(r, literal)]
+            self._prefixes.append((literal, _claim(route, overlapping)))
             return
         if literal in self._exact:
             return  # the first route of this path: the later one is only ever a shadow's
@@ -124,7 +128,7 @@ class Dispatch:
                 shadows.append(earlier)
             elif earlier.matches(probe)[0] is not Match.NONE:
                 return  # an earlier route takes this path (for some method): the framework's
-        self._exact[literal] = _Claim(route, tuple(shadows), _endpoint_of(route))
+        self._exact[literal] = _claim(route, shadows)
 
     def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         # Not a coroutine itself: the framework's requests run its coroutine directly.
@@ -138,8 +142,10 @@ class Dispatch:
                         break
             if claim is not None:
                 match, child = claim.route.matches(scope)
-                if match is Match.FULL and not any(
-                    shadow.matches(scope)[0] is not Match.NONE for shadow in claim.shadows
+                if (
+                    match is Match.FULL
+                    and not any(pattern.match(path) for pattern in claim.patterns)
+                    and not any(r.matches(scope)[0] is not Match.NONE for r in claim.others)
                 ):
                     if "router" not in scope:
                         scope["router"] = self.router
@@ -181,6 +187,12 @@ class Dispatch:
             if answer is not None:
                 await answer(scope, receive, sent)
             exc.__traceback__ = None  # as Starlette: a reused exception's tracebacks pile up
+
+
+def _claim(route: Route, shadows: Iterable[BaseRoute]) -> _Claim:
+    patterns = [r.path_regex for r in shadows if isinstance(r, Route | Mount)]
+    others = [r for r in shadows if not isinstance(r, Route | Mount)]
+    return _Claim(route, tuple(patterns), tuple(others), _endpoint_of(route))
 
 
 def _router_behind(app: ASGIApp) -> Router | None:
