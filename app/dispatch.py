@@ -29,8 +29,9 @@ It runs inside the request layer and the hot path, so the request id, CORS, the 
 fields, the log line, usage counting and the hot path's learning are the same. Not kept:
 FastAPI's per-request `AsyncExitStack` (`fastapi_middleware_astack`), which only FastAPI's
 own routes (dependencies) use; none of these routes is one. When the app's stack is not
-the one this module knows (telemetry on, form limits, another middleware inside it),
-every request goes through the framework.
+the one this module knows (form limits, another middleware inside it), every request goes
+through the framework; with OpenTelemetry on, app/main.py does not add this layer (the
+router names the route in the request's span).
 """
 
 from __future__ import annotations
