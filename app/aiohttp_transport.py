@@ -88,6 +88,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self.max_connections = max_connections
         self.max_body = max_body
         self._session: aiohttp.ClientSession | None = None
+        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
 
     def _pool(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -146,8 +147,13 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         read_timeout: float,
     ) -> StreamedAnswer:
         """See `app.streaming.Streamer.stream`. The body is inflated as it is read."""
-        wait = read_timeout
-        timeouts = aiohttp.ClientTimeout(total=None, sock_connect=wait, sock_read=wait)
+        timeouts = self._timeouts.get(read_timeout)
+        if timeouts is None:  # one per value (the gateway has one): not built per request
+            timeouts = aiohttp.ClientTimeout(
+                total=None, sock_connect=read_timeout, sock_read=read_timeout
+            )
+            if len(self._timeouts) < 16:
+                self._timeouts[read_timeout] = timeouts
         try:
             answer = await self._pool().request(
                 method, url, headers=headers, data=body, allow_redirects=False, timeout=timeouts

@@ -86,6 +86,8 @@ class Started:
     upstream: Upstream | None = None
     """For its operations; None when it has none (or cannot reach its upstream)."""
     routes: Sequence[BaseRoute] = ()
+    """Its own routes. Like its operation routes, they are the connector's: a request one of
+    them would be routed to is sent to it straight from the request layer (app/dispatch.py)."""
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     async def aclose(self) -> None:

@@ -17,7 +17,7 @@ from fastapi.telemetry._asgi import ExceptionTelemetryMiddleware
 from pydantic import SecretStr
 from starlette.exceptions import HTTPException
 from starlette.middleware.errors import ServerErrorMiddleware
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
 from app import __version__
@@ -26,6 +26,7 @@ from app.callers import Gate
 from app.connector import Connector, Started, Surface
 from app.cors import Cors
 from app.credentials import Credentials, SecretRef, StoredSecret
+from app.dispatch import Dispatch
 from app.edge import Edge
 from app.errors import ServiceError
 from app.hot import HotPath
@@ -127,6 +128,7 @@ def create_app(
     network: str = "auto",
     transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
     leases: bool = True,
+    direct: bool = True,
 ) -> FastAPI:
     """A ready app hosting every connector of the registry.
 
@@ -134,7 +136,9 @@ def create_app(
     `transport` is short for the plugin connector's. Without its upstream key a connector
     answers from its bundled sample data. `network` picks the network transport otherwise:
     "auto" (aiohttp when installed), "aiohttp" or "httpx". `leases`: whether the gate may
-    take admissions ahead of use (app/allowance.py); off on AWS Lambda."""
+    take admissions ahead of use (app/allowance.py); off on AWS Lambda. `direct`: whether
+    requests to connectors' routes skip the framework's layers (app/dispatch.py); off, every
+    request goes through them (the tests compare the two)."""
     settings = settings if settings is not None else Settings()
     configure_logging(settings.log_level)
     settings = _ready_settings(settings)
@@ -191,13 +195,15 @@ def create_app(
         for connector in CONNECTORS
         if connector.operations and Surface.PLUGIN not in connector.surfaces
     )
+    owned: list[BaseRoute] = []  # connectors' routes: sent straight to them (app/dispatch.py)
     for connector, running in started.values():
         if running.upstream is not None:
-            app.router.routes.extend(
+            owned.extend(
                 OperationRoute(operation, connector.api_prefix, running.upstream, connector.name)
                 for operation in connector.operations
             )
-        app.router.routes.extend(running.routes)
+        owned.extend(running.routes)
+    app.router.routes.extend(owned)
     app.router.routes.append(Route(MCP_PATH, mcp, include_in_schema=False))
     app.add_exception_handler(ServiceError, handle_service)
     app.add_exception_handler(HTTPException, handle_http)
@@ -217,6 +223,8 @@ def create_app(
         expose_headers=["WWW-Authenticate", "Retry-After", "X-Request-Id", "RateLimit"],
         max_age=600,
     )
+    if direct and not settings.otel_enabled:  # telemetry names the route the router picked
+        app.add_middleware(Dispatch, owned=owned)
     if cache is not None:  # cache hits answered below the framework, inside the request layer
         app.add_middleware(HotPath, gate=gate)
     app.add_middleware(Edge, gate=gate, cors=cors)  # the last added is the outermost

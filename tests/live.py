@@ -100,7 +100,7 @@ class InThreadServer:
     """`create_app(settings)` under uvicorn on a loopback port, in a thread of this process
     (so a test can reach into the app, and a failing app shows its traceback here)."""
 
-    def __init__(self, settings: Any, *, network: str = "auto") -> None:
+    def __init__(self, settings: Any, *, network: str = "auto", **options: Any) -> None:
         import threading
 
         import uvicorn
@@ -109,7 +109,7 @@ class InThreadServer:
 
         self.port = free_port()
         config = uvicorn.Config(
-            create_app(settings, network=network),
+            create_app(settings, network=network, **options),  # options: create_app's
             host="127.0.0.1",
             port=self.port,
             log_config=None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
 import httpx
@@ -67,10 +67,12 @@ class _LazyApp:
         self._build = build
         self._app: ASGIApp | None = None
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # Not a coroutine itself: once built, the gateway's coroutine runs without a frame
+        # of this one that every resumption of the request's task would pass through.
         if self._app is None:
             self._app = self._build()
-        await self._app(scope, receive, send)
+        return self._app(scope, receive, send)
 
 
 class OpenAIConnector:
