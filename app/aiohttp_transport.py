@@ -64,6 +64,16 @@ class _AiohttpAnswer:
         except (aiohttp.ClientError, TimeoutError) as error:
             raise _mapped(error) from error
 
+    def received(self) -> bytes | None:
+        content = self._answer.content
+        coding = self.headers.get("Content-Encoding")
+        if not content.is_eof() or (coding and coding.strip().lower() != "identity"):
+            return None
+        try:
+            return content.read_nowait()
+        except Exception:  # a failed read: `aiter_bytes` raises it, mapped
+            return None
+
     async def aclose(self) -> None:
         # Read to its end, the answer has already handed its connection back to the pool
         # (aiohttp does so at the end of the body); otherwise this closes the connection,

@@ -36,6 +36,12 @@ class StreamedAnswer(Protocol):
 
     def aiter_bytes(self) -> AsyncIterator[bytes]: ...
 
+    def received(self) -> bytes | None:
+        """The whole body, when all of it has arrived already and needs no decoding (so
+        reading it cannot wait, fail or inflate anything); else None, and `aiter_bytes`
+        reads it. Consumes what it returns."""
+        ...
+
     async def aclose(self) -> None: ...
 
 
@@ -71,6 +77,9 @@ class _HttpxAnswer:
     @property
     def raw_headers(self) -> Sequence[tuple[bytes, bytes]]:
         return self._response.headers.raw
+
+    def received(self) -> None:
+        return None  # httpx reads on demand: the relay iterates
 
     def aiter_bytes(self) -> AsyncIterator[bytes]:
         return self._response.aiter_bytes()

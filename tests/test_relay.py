@@ -1,6 +1,6 @@
-"""The relay's last step (app/connectors/openai/relay.py): the upstream answer is closed and
-its token usage recorded to the end, even when the request is cancelled meanwhile, and
-whether that step waits or not."""
+"""The relay (app/connectors/openai/relay.py): the upstream answer is closed and its token
+usage recorded to the end, even when the request is cancelled meanwhile, whether that step
+waits or not, and whether the body had all arrived with the head or is read as it comes."""
 
 from __future__ import annotations
 
@@ -19,17 +19,24 @@ BODY = b'{"id": "x", "usage": {"prompt_tokens": 3, "completion_tokens": 4}}'
 
 
 class _Answer:
-    """An upstream answer whose closing takes `close_wait` seconds (0: it never waits)."""
+    """An upstream answer whose closing takes `close_wait` seconds (0: it never waits), and
+    whose body has all `arrived` with its head or not."""
 
-    def __init__(self, close_wait: float) -> None:
+    def __init__(self, close_wait: float, arrived: bool = False) -> None:
+        self.arrived = arrived
         self.status_code = 200
         self.headers = {"content-type": "application/json"}
         self.raw_headers: list[tuple[bytes, bytes]] = []
         self.close_wait = close_wait
         self.closed = False
 
+    def received(self) -> bytes | None:
+        return BODY if self.arrived else None
+
     async def aiter_bytes(self) -> AsyncIterator[bytes]:
-        yield BODY
+        assert not self.arrived, "a body that has arrived is not read again"
+        yield BODY[:10]
+        yield BODY[10:]
 
     async def aclose(self) -> None:
         if self.close_wait:
@@ -37,8 +44,10 @@ class _Answer:
         self.closed = True
 
 
-async def _relay(close_wait: float, *, cancel_after: float | None) -> tuple[_Answer, list[Any]]:
-    answer = _Answer(close_wait)
+async def _relay(
+    close_wait: float, *, cancel_after: float | None, arrived: bool = False
+) -> tuple[_Answer, list[Any]]:
+    answer = _Answer(close_wait, arrived)
     spent: list[tuple[int, int]] = []
     sent: list[Message] = []
 
@@ -67,16 +76,21 @@ async def _relay(close_wait: float, *, cancel_after: float | None) -> tuple[_Ans
             asyncio.get_running_loop().call_later(cancel_after, scope.cancel)
         await relay({"type": "http"}, receive, send)
     assert b"".join(m.get("body", b"") for m in sent) == BODY
+    assert sent[0]["type"] == "http.response.start" and not sent[-1].get("more_body")
+    if arrived:  # one message for the whole body
+        assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
     return answer, spent
 
 
+@pytest.mark.parametrize("arrived", [False, True])
 @pytest.mark.parametrize("close_wait", [0.0, 0.05])
-def test_the_answer_is_closed_and_its_usage_recorded(close_wait: float) -> None:
-    answer, spent = asyncio.run(_relay(close_wait, cancel_after=None))
+def test_the_answer_is_closed_and_its_usage_recorded(close_wait: float, arrived: bool) -> None:
+    answer, spent = asyncio.run(_relay(close_wait, cancel_after=None, arrived=arrived))
     assert answer.closed and spent == [(3, 4)]
 
 
-def test_a_cancellation_while_closing_does_not_stop_it() -> None:
+@pytest.mark.parametrize("arrived", [False, True])
+def test_a_cancellation_while_closing_does_not_stop_it(arrived: bool) -> None:
     # Cancelled while the close waits: it goes on, and the usage is still recorded.
-    answer, spent = asyncio.run(_relay(0.05, cancel_after=0.01))
+    answer, spent = asyncio.run(_relay(0.05, cancel_after=0.01, arrived=arrived))
     assert answer.closed and spent == [(3, 4)]

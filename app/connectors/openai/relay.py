@@ -108,6 +108,15 @@ class Relay:
         self._gone = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        whole = None if self.sse else self.upstream.received()
+        if whole is not None:
+            # Nothing to wait for upstream (a JSON answer that came with its head, the
+            # usual one): no watcher, no timeout, one message for the body (~15 us less).
+            try:
+                await self._whole(send, whole)
+            finally:
+                await _to_the_end(self._close())
+            return
         # A plain asyncio task and timeout, not an anyio task group: this runs for every
         # answer, and a task group's start and cancel (which formats the task's repr) cost
         # more than the relay's own work (bench/throughput.py, chat).
@@ -157,6 +166,15 @@ class Relay:
             await send(message)
         except OSError:
             self._gone = True  # keep reading for the usage, send nothing more
+
+    async def _whole(self, send: Send, body: bytes) -> None:
+        if self.meter is not None:
+            self.meter.body(body)
+            self.meter.finish()
+        await self._send(
+            send, {"type": "http.response.start", "status": self.status, "headers": self.headers}
+        )
+        await self._send(send, {"type": "http.response.body", "body": body, "more_body": False})
 
     async def _stream(self, send: Send) -> None:
         await self._send(
