@@ -136,7 +136,7 @@ class ResponseCache:
     @property
     def bypass(self) -> Served:
         """What an uncacheable route's answer says (pair it with its body)."""
-        return Served(b"", f"{CACHE_NAME}; fwd=bypass")
+        return _BYPASS
 
     async def fetch(self, key: str, ttl: float, produce: Callable[[], Awaitable[bytes]]) -> Served:
         """The answer for `key`: cached, or `produce()`d (and then kept for `ttl` seconds).
@@ -285,6 +285,9 @@ class ResponseCache:
     async def aclose(self) -> None:
         if self._shared.store is not None:
             await self._shared.store.aclose()
+
+
+_BYPASS = Served(b"", f"{CACHE_NAME}; fwd=bypass")
 
 
 def _hit(name: str, entry: _Entry, now: float) -> Served:

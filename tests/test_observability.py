@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import threading
+import time
 
 import httpx
 import pytest
@@ -179,3 +180,36 @@ def test_flush_writes_what_waits_for_a_turn_that_never_comes() -> None:
     assert stream.getvalue() == ""
     logger.handlers[0].flush()  # logging's shutdown does this; Lambda: `flush_logs`
     assert stream.getvalue() == "INFO answered\n"
+
+
+def test_the_access_line_is_written_the_same_with_or_without_a_log_record(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from app import observability
+
+    stream = io.StringIO()
+    handler = LineBatchHandler(stream)
+    handler.setFormatter(observability.JsonFormatter())
+    monkeypatch.setattr(logging.getLogger("app"), "handlers", [handler])
+    scope = {"type": "http", "method": "POST", "path": "/openai/v1/chat/completions"}
+
+    def request() -> None:
+        record, token = observability.begin_request({**scope, "headers": []})
+        record.operation, record.status, record.error = "chat", 429, "rate_limited"
+        observability.end_request(token, scope, record, time.perf_counter())
+
+    def no_record(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the sole handler's line is written without a record")
+
+    with monkeypatch.context() as direct:
+        direct.setattr(observability.log, "info", no_record)
+        request()
+    handler.addFilter(lambda record: True)  # a filter: the line goes through logging
+    request()
+    handler.flush()
+    direct_line, logged_line = (json.loads(line) for line in stream.getvalue().splitlines())
+    for line in (direct_line, logged_line):
+        assert isinstance(line.pop("ts"), float) and isinstance(line.pop("latency_ms"), float)
+        line.pop("request_id")
+    assert list(direct_line.items()) == list(logged_line.items())  # same fields, same order
+    assert direct_line["status"] == 429 and direct_line["error"] == "rate_limited"

@@ -111,7 +111,8 @@ class Relay:
         whole = None if self.sse else self.upstream.received()
         if whole is not None:
             # Nothing to wait for upstream (a JSON answer that came with its head, the
-            # usual one): no watcher, no timeout, one message for the body (~15 us less).
+            # usual one): no watcher, no timeout, one message for the body with its
+            # length (not chunked): ~15 us less.
             try:
                 await self._whole(send, whole)
             finally:
@@ -171,8 +172,9 @@ class Relay:
         if self.meter is not None:
             self.meter.body(body)
             self.meter.finish()
+        headers = [*self.headers, (b"content-length", str(len(body)).encode())]
         await self._send(
-            send, {"type": "http.response.start", "status": self.status, "headers": self.headers}
+            send, {"type": "http.response.start", "status": self.status, "headers": headers}
         )
         await self._send(send, {"type": "http.response.body", "body": body, "more_body": False})
 
