@@ -39,7 +39,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from app.setting_errors import settings_or_exit
 from app.settings import CoreSettings as Settings
 
-__all__ = ["HeadLimitedProtocol", "serve"]
+__all__ = ["GC_THRESHOLD", "HeadLimitedProtocol", "serve"]
 
 DEFAULT_MAX_HEADER_BYTES = 16 * 1024
 DEFAULT_HEADER_TIMEOUT = 10.0
@@ -274,6 +274,10 @@ class HeadLimitedProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
+GC_THRESHOLD = 10_000
+"""The youngest generation's collection threshold of a served process (`serve`)."""
+
+
 def serve(host: str, port: int, *, log_level: str = "info") -> None:
     """Serve app.main:app on host:port until interrupted, with the head bounds of `Settings`.
 
@@ -301,6 +305,14 @@ def serve(host: str, port: int, *, log_level: str = "info") -> None:
     # (cache off) to ~49 µs (cache on); frozen, ~14 and ~23 µs.
     gc.collect()  # garbage made while starting is freed, not frozen
     gc.freeze()
+    # A request allocates hundreds of objects that the collector tracks; at the default
+    # threshold (700) the youngest generation is collected every few requests, and what a
+    # request still holds then (its task, buffers, the cache's new entries) is promoted and
+    # scanned again by the older generations' collections. Collected every 10,000 instead
+    # (a few MB more young objects at most): ~10% less CPU per request on a cache miss and
+    # on an OpenAI chat request (briefs' wrk runs, 16 connections, interleaved: distinct
+    # 413-438 -> 385-399 us, chat 186-192 -> 170-183 us).
+    gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
     shown = f"[{host}]" if ":" in host else host
     logging.getLogger("uvicorn.error").info(
         "Serving on http://%s:%d (Press CTRL+C to quit)", shown, listening.getsockname()[1]
