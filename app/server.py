@@ -288,7 +288,8 @@ def serve(host: str, port: int, *, log_level: str = "info") -> None:
     listening = _bound(host, port)
     protocol = HeadLimitedProtocol.configured(settings.max_header_bytes, settings.header_timeout)
     # The app writes one structured line per request; uvicorn's own would repeat it (with
-    # the query string), so it is off.
+    # the query string), so it is off. No `Server: uvicorn` field: it tells a caller only
+    # what to attack, and costs every answer a field.
     config = uvicorn.Config(
         "app.main:app",
         host=host,
@@ -296,6 +297,7 @@ def serve(host: str, port: int, *, log_level: str = "info") -> None:
         http=protocol,
         access_log=False,
         log_level=log_level,
+        server_header=False,
     )
     config.load()  # imports the app and builds it (uvicorn would, on `run`)
     # What the process built to start (modules, the app, its routes and models: ~75,000

@@ -15,7 +15,7 @@ import respx
 from starlette.testclient import TestClient
 
 from app.connectors.podcasts.operations import OPERATIONS
-from app.observability import LineBatchHandler
+from app.observability import JsonFormatter, LineBatchHandler
 from app.registry import Settings
 from tests import payloads
 from tests.conftest import AUTH, OTHER_SECRET, SECRET, UPSTREAM_KEY, AppFactory, LogCapture
@@ -213,3 +213,23 @@ def test_the_access_line_is_written_the_same_with_or_without_a_log_record(
         line.pop("request_id")
     assert list(direct_line.items()) == list(logged_line.items())  # same fields, same order
     assert direct_line["status"] == 429 and direct_line["error"] == "rate_limited"
+
+
+class _Opaque:
+    def __str__(self) -> str:
+        return "opaque"
+
+
+def test_a_line_is_json_in_ascii_whatever_its_fields_hold() -> None:
+    record = logging.LogRecord("app.test", logging.WARNING, "", 0, "odd %s", ("é",), None)
+    fields = {"path": "/c\u00f6\u2028\x00", "missing": None, "ratio": 1.5, "n": 7, "o": _Opaque()}
+    record.fields = fields
+    line = JsonFormatter().format(record)
+    assert line.isascii() and "\n" not in line
+    parsed = json.loads(line)
+    assert parsed["msg"] == "odd é" and parsed["path"] == "/c\u00f6\u2028\x00"
+    assert parsed["o"] == "opaque"  # str() of a type JSON has no form for
+    entry = {"ts": round(record.created, 3), "level": "WARNING", "logger": "app.test"}
+    entry |= {"msg": "odd é", **fields}
+    # The standard library's encoding, byte for byte.
+    assert line == json.dumps(entry, separators=(",", ":"), default=str)

@@ -94,3 +94,28 @@ def test_a_cancellation_while_closing_does_not_stop_it(arrived: bool) -> None:
     # Cancelled while the close waits: it goes on, and the usage is still recorded.
     answer, spent = asyncio.run(_relay(0.05, cancel_after=0.01, arrived=arrived))
     assert answer.closed and spent == [(3, 4)]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        BODY,
+        # A lone surrogate's escape: JSON that Python's parser reads and pydantic-core's
+        # refuses; the usage is read all the same.
+        b'{"choices": [{"message": {"content": "\\ud800"}}], "usage": '
+        b'{"prompt_tokens": 3, "completion_tokens": 4}}',
+    ],
+)
+def test_a_json_answer_s_usage_is_read_in_pieces_or_whole(answer: bytes) -> None:
+    meter = UsageMeter(sse=False)
+    meter.body(answer[:7])
+    meter.body(answer[7:])
+    meter.finish()
+    assert meter.tokens == (3, 4)
+
+
+def test_an_answer_that_is_not_json_has_no_usage() -> None:
+    meter = UsageMeter(sse=False)
+    meter.body(b'{"usage": {"prompt_tokens": 3, "completion_tokens": 4}')  # cut short
+    meter.finish()
+    assert meter.tokens is None

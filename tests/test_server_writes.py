@@ -104,6 +104,7 @@ def test_pipelined_requests_get_whole_answers_in_order(server: LiveServer) -> No
     answers = _split(received)
     assert [status for status, _ in answers] == [200, 200, 200]
     assert "genres" in json.loads(answers[1][1])
+    assert b"\r\nserver:" not in received.lower()  # no `Server: uvicorn` advertised
 
 
 def _split(data: bytes) -> list[tuple[int, bytes]]:
