@@ -238,10 +238,24 @@ def test_a_json_body_without_model_gets_the_default_and_keeps_its_bytes(
     assert fake.seen[0].body == b'{"model":"gpt-4o-mini", "input" : "hi",  "x": [1,2] }'
 
 
+def test_json_that_python_reads_is_forwarded_byte_for_byte(
+    served: Served, fake: FakeOpenAI
+) -> None:
+    # A lone surrogate's escape and a huge exponent: JSON, read by Python's parser (the
+    # gateway's fast parser refuses the first and falls back), passed on unchanged.
+    body = b'{"model": "gpt-4o-mini", "input": "\\ud800 and \\u00e9", "x": 1e999}'
+    answer = httpx.post(
+        served.origin + "/openai/v1/embeddings", content=body, headers={"api-key": SECRET}
+    )
+    assert answer.status_code == 200, answer.text
+    assert fake.seen[0].body == body
+
+
 @pytest.mark.parametrize(
     ("body", "content_type", "status"),
     [
         (b"[1, 2]", "application/json", 400),
+        (b'{"model": "m", "temperature": Infinity}', "application/json", 400),
         (b'"text"', "application/json", 400),
         (b'{"model": "m", ', "application/json", 400),
         (b'{"model": "m", "temperature": NaN}', "application/json", 400),

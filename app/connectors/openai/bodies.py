@@ -15,6 +15,7 @@ from collections.abc import AsyncIterable
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic_core import from_json
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 
 __all__ = [
@@ -77,9 +78,15 @@ _DECODER = json.JSONDecoder(parse_constant=_no_constant)
 def check_json(raw: bytes) -> CheckedBody:
     """`raw` if it is one UTF-8 JSON object (no NaN or Infinity); `BadBody` otherwise."""
     try:
-        value = _DECODER.decode(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise BadBody("The request body is not valid JSON.") from None
+        # pydantic-core's parser first (~0.4 us for a chat request, json's ~1.3); it reads
+        # what json reads, refusing NaN and Infinity too, but for a lone surrogate's
+        # escape, which json's parser then reads.
+        value = from_json(raw, allow_inf_nan=False)
+    except ValueError:
+        try:
+            value = _DECODER.decode(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            raise BadBody("The request body is not valid JSON.") from None
     if not isinstance(value, dict):
         raise BadBody("The request body must be a JSON object.")
     model = value.get("model")
