@@ -3,15 +3,23 @@ levels, so that callers spend less of the upstream's quota than they would calli
 
     1. an in-process LRU, bounded in entries and in bytes (`MAX_ENTRIES`, `MAX_BYTES`);
     2. the store's key-value space (`STORE_URL`: SQLite, Redis or DynamoDB), shared by every
-       process, host and Lambda instance on that store;
+       process, host and Lambda instance on that store, written behind (`Store.kv_put_later`,
+       app/stores/behind.py): a miss does not wait for the store's write, which is batched
+       with others within a short window (25 ms) and written on shutdown and at the end of
+       each Lambda invocation (`flush`);
     3. the upstream: concurrent misses for one key make one call per process (the others
-       wait for it: request coalescing); across processes it is one call per process.
+       wait for it: request coalescing); across processes it is one call per process, and
+       within the write-behind window other processes do not see the answer yet (they ask
+       the upstream too).
 
 Only what `produce` returns is cached, and it returns only successful answers: errors are
 raised (`Uncacheable` carries an answer to serve without caching it). Callers choose keys
 that hold everything an answer depends on (see `ResponseCache.scoped`); the cache hashes
 them. A store that fails never fails a request: the cache logs the outage once, answers
-from level 1 and the upstream, and tries the store again at most once a second.
+from level 1 and the upstream, and tries the store again at most once a second. A miss's
+`stored` means stored in this cache (level 1, the store's write queued); `detail=
+store-unavailable` is added while the store is known to fail (a read or its last write
+failed, or too many writes wait for it).
 
 Answers say what happened (RFC 9211 `Cache-Status`, RFC 9111 `Age`), see `Served`.
 """
@@ -188,7 +196,7 @@ class ResponseCache:
         self._remember(name, entry)  # before the flight ends: later requests find it here
         flight.set_result(body)
         del shared.in_flight[name]
-        shared_ok = await self._store(name, entry, ttl, now)
+        shared_ok = self._store(name, entry, ttl, now)
         detail = "" if shared_ok else "; detail=store-unavailable"
         return Served(body, f"{CACHE_NAME}; fwd=uri-miss; stored{detail}", entry=name)
 
@@ -240,7 +248,10 @@ class ResponseCache:
         self._remember(name, entry)
         return entry
 
-    async def _store(self, name: str, entry: _Entry, ttl: float, now: float) -> bool:
+    def _store(self, name: str, entry: _Entry, ttl: float, now: float) -> bool:
+        """Queue the entry's write to the store (written behind: the request does not wait);
+        False when the store is known to be failing (its last write failed, or too many
+        writes wait for it), which `Cache-Status` then says."""
         value = _HEAD.pack(entry.stored, entry.expires) + entry.body
         if len(value) > KV_MAX_BYTES:
             return True  # too large to share: kept in process only, not an outage
@@ -248,9 +259,12 @@ class ResponseCache:
         if store is None:
             return False
         try:
-            await store.kv_put(name, value, ttl, now)
+            written = store.kv_put_later(name, value, ttl, now)
         except Exception as exc:
             self._store_failed(exc, now)
+            return False
+        if not written:
+            self._store_failed(StoreUnavailable(f"{store.name}: its last write failed"), now)
             return False
         self._store_worked()
         return True
@@ -282,9 +296,20 @@ class ResponseCache:
                 extra={"fields": {"event": "cache_store_back"}},
             )
 
+    async def flush(self) -> bool:
+        """Write the store writes still pending (AWS Lambda: at the end of each invocation);
+        True when all of them were written. Never raises: what failed stays pending."""
+        store = self._shared.store
+        if store is None:
+            return True
+        try:
+            return await store.kv_flush()
+        except Exception:  # a cache never fails a request
+            return False
+
     async def aclose(self) -> None:
         if self._shared.store is not None:
-            await self._shared.store.aclose()
+            await self._shared.store.aclose()  # which writes what is pending
 
 
 _BYPASS = Served(b"", f"{CACHE_NAME}; fwd=bypass")

@@ -4,7 +4,8 @@ The app, its settings and its pooled HTTP client are built once per container, w
 module is imported, and reused by every warm invocation. Mangum's lifespan is off: it would
 run the ASGI lifespan on every invocation. So the gate's shutdown never runs here, and an
 instance may be frozen (or never thawed) between invocations: the usage the gate counts in
-memory (app/usage_batch.py) is written at the end of every invocation instead.
+memory (app/usage_batch.py), and the response cache's store writes (written behind,
+app/stores/behind.py), are written at the end of every invocation instead.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from app.setting_errors import settings_or_exit  # noqa: E402
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
+    from app.cache import ResponseCache
     from app.callers import Gate
 
 __all__ = ["handler", "make_handler", "mount_prefix"]
@@ -84,25 +86,30 @@ class _EventPrefix:
 
 
 class _WriteUsage:
-    """Writes the usage the gate counted once the request is answered, before the
-    invocation ends (a frozen instance runs no background writer)."""
+    """Writes the usage the gate counted and the response cache's pending store writes
+    once the request is answered, before the invocation ends (a frozen instance runs no
+    background writer)."""
 
-    def __init__(self, app: ASGIApp, gate: Gate) -> None:
+    def __init__(self, app: ASGIApp, gate: Gate, cache: ResponseCache | None) -> None:
         self.app = app
         self.gate = gate
+        self.cache = cache
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await self.app(scope, receive, send)
         finally:
             await self.gate.flush_usage()  # never raises; a failure keeps it pending
+            if self.cache is not None:
+                await self.cache.flush()  # the same
 
 
 def make_handler(app: FastAPI) -> Mangum:
     """A Lambda handler serving `app` (from `create_app`), with the stage prefix applied,
-    no lifespan, and usage written at the end of each invocation."""
+    no lifespan, and usage and cache writes written at the end of each invocation."""
     gate: Gate = app.state.services.gate
-    return Mangum(_EventPrefix(_WriteUsage(app, gate)), lifespan="off")
+    cache: ResponseCache | None = app.state.response_cache
+    return Mangum(_EventPrefix(_WriteUsage(app, gate, cache)), lifespan="off")
 
 
 # httpx's own transport: Lambda serves one request at a time, so aiohttp's throughput

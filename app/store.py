@@ -192,6 +192,16 @@ class Store(Protocol):
     async def kv_put(self, key: str, value: bytes, ttl: float, now: float) -> None:
         """Store `value` under `key` until `now + ttl`, replacing any value."""
 
+    def kv_put_later(self, key: str, value: bytes, ttl: float, now: float) -> bool:
+        """`kv_put`, written behind (app/stores/behind.py): queued in memory without I/O and
+        written with others within a short window, so other processes see it that much later.
+        True when the store's last such write worked, False while it fails (the put is kept
+        and retried); raises `StoreUnavailable` when too much waits already (it is dropped).
+        `kv_flush` and `aclose` write what is pending."""
+
+    async def kv_flush(self) -> bool:
+        """Write the pending `kv_put_later`s now; True when all of them were written."""
+
     async def kv_add(self, key: str, value: bytes, ttl: float, now: float) -> bool:
         """Store `value` only if `key` holds no live value; True if stored (atomic)."""
 
@@ -205,7 +215,8 @@ class Store(Protocol):
     async def kv_delete(self, key: str) -> None:
         """Remove `key`'s value, if any."""
 
-    async def aclose(self) -> None: ...
+    async def aclose(self) -> None:
+        """Write the pending `kv_put_later`s (logged when it cannot), then disconnect."""
 
 
 def check_kv(key: str, value: bytes = b"") -> None:

@@ -16,6 +16,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from app.main import create_app
+from app.stores import behind
 from tests.conftest import AUTH, OPENAI_KEY, SECRET, UPSTREAM_KEY, LeakGuard, LogCapture
 from tests.conftest import make_settings as base_settings
 from tests.fake_openai import FakeOpenAI, json_answer
@@ -26,6 +27,7 @@ from tests.stub_upstream import Reply, StubUpstream, default_reply
 
 HIT = re.compile(r"^keyless; hit; ttl=(\d+)$")
 STORED = "keyless; fwd=uri-miss; stored"
+WRITTEN = behind.WINDOW + 0.5  # generous: by then a miss's store write is done
 
 
 def make_settings(**overrides: Any) -> Any:
@@ -158,6 +160,55 @@ def test_a_store_that_is_down_serves_from_upstream_and_logs_once(
     assert len(logs.events("cache_store_back")) == 1
 
 
+def test_a_miss_is_written_behind_and_flushed_when_the_app_shuts_down(
+    stub: StubUpstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, leak_guard: LeakGuard
+) -> None:
+    """The request does not wait for the shared store: while the write is pending another
+    app on the store misses; it is not lost either: the first app's shutdown writes it."""
+    monkeypatch.setattr(behind, "WINDOW", 60.0)  # nothing is written before shutdown
+    settings = {"listen_api_base_url": stub.base_url, "store_url": f"sqlite:///{tmp_path}/s.db"}
+    with served_client(leak_guard, **settings) as a:
+        first = a.get("/api/v2/genres", headers=AUTH)
+        with served_client(leak_guard, **settings) as b:
+            pending = b.get("/api/v2/genres", headers=AUTH)
+        again = a.get("/api/v2/genres", headers=AUTH)
+    with served_client(leak_guard, **settings) as c:
+        after = c.get("/api/v2/genres", headers=AUTH)
+    assert first.headers["cache-status"] == pending.headers["cache-status"] == STORED
+    assert HIT.match(again.headers["cache-status"])  # this process: its own level 1
+    assert HIT.match(after.headers["cache-status"]) and after.content == first.content
+    assert len(stub.seen) == 2  # a's and b's misses; c's answer came from the store
+
+
+def test_writes_beyond_the_pending_bound_are_dropped_said_and_logged_once(
+    stub: StubUpstream,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    logs: LogCapture,
+    leak_guard: LeakGuard,
+) -> None:
+    """Pending writes are bounded in bytes: beyond, the write is dropped (the request is
+    answered all the same, never blocked), `Cache-Status` says the store did not take it,
+    and the log says so once; what was within the bound is written at shutdown."""
+    monkeypatch.setattr(behind, "WINDOW", 60.0)
+    settings = {"listen_api_base_url": stub.base_url, "store_url": f"sqlite:///{tmp_path}/s.db"}
+    with served_client(leak_guard, **settings) as a:
+        first = a.get("/api/v2/search_podcasts?q=one", headers=AUTH)
+        store = a.app.state.services.gate.store  # type: ignore[attr-defined]
+        store._behind.max_bytes = store._behind._bytes  # full with the first answer
+        over = [a.get(f"/api/v2/search_podcasts?q=over{n}", headers=AUTH) for n in range(3)]
+    with served_client(leak_guard, **settings) as c:
+        kept = c.get("/api/v2/search_podcasts?q=one", headers=AUTH)
+        dropped = c.get("/api/v2/search_podcasts?q=over0", headers=AUTH)
+    assert first.headers["cache-status"] == STORED
+    assert [o.status_code for o in over] == [200] * 3
+    assert {o.headers["cache-status"] for o in over} == {f"{STORED}; detail=store-unavailable"}
+    assert len(logs.events("cache_store_unavailable")) == 1
+    assert HIT.match(kept.headers["cache-status"])
+    assert dropped.headers["cache-status"] == STORED  # not in the store: asked again
+    assert len(stub.seen) == 5
+
+
 def _store_url(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
     if kind == "sqlite":
         return f"sqlite:///{tmp_path / 'shared.db'}"
@@ -190,6 +241,7 @@ def test_one_apps_miss_is_another_apps_hit_through_the_shared_store(
     }
     with served_client(leak_guard, **settings) as a, served_client(leak_guard, **settings) as b:
         miss = a.get("/api/v2/genres", headers=AUTH)
+        time.sleep(WRITTEN)  # written behind: the other app sees it a window later
         hit = b.get("/api/v2/genres", headers=AUTH)
     assert miss.headers["cache-status"] == STORED
     assert HIT.match(hit.headers["cache-status"]) and hit.content == miss.content
@@ -221,6 +273,7 @@ def test_two_processes_share_one_cache_across_rest_and_mcp(
         live_server(env, tmp_path / "b.log") as b,
     ):
         miss = httpx.get(f"{a.base_url}/api/v2/genres?top_level_only=1", headers=AUTH)
+        time.sleep(WRITTEN)
         hit = httpx.get(f"{b.base_url}/api/v2/genres?top_level_only=1", headers=AUTH)
         tool = httpx.post(f"{b.base_url}/mcp", json=call, headers=mcp_headers)
     assert miss.headers["cache-status"] == STORED

@@ -296,3 +296,26 @@ def test_the_request_line_is_written_before_the_invocation_returns(handler: Mang
     assert status == 200
     [request] = [json.loads(line) for line in written.splitlines() if '"request"' in line]
     assert request["path"] == "/api/v2/genres" and request["status"] == 200
+
+
+def test_a_cache_write_is_in_the_store_when_the_invocation_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The response cache writes behind; a frozen instance runs no timer, so the handler
+    writes what is pending before the invocation returns: another instance hits it."""
+    from starlette.testclient import TestClient
+
+    from app.stores import behind
+
+    monkeypatch.setattr(behind, "WINDOW", 3600.0)  # only the end of the invocation writes
+    settings = {
+        "listen_api_key": None,
+        "cache_enabled": True,
+        "store_url": f"sqlite:///{tmp_path / 'shared.db'}",
+    }
+    lambda_handler = make_handler(create_app(make_settings(**settings)))
+    status, headers, _ = invoke(lambda_handler, rest_event("/api/v2/genres", "", AUTH))
+    with TestClient(create_app(make_settings(**settings), network="httpx")) as other:
+        hit = other.get("/api/v2/genres", headers=AUTH)
+    assert status == 200 and headers["cache-status"] == "keyless; fwd=uri-miss; stored"
+    assert hit.headers["cache-status"].startswith("keyless; hit; ")

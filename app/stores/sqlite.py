@@ -44,6 +44,7 @@ from app.store import (
     check_kv,
 )
 from app.stores import limiter
+from app.stores.behind import Row, WriteBehind
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
 
@@ -116,6 +117,7 @@ class SqliteStore:
         self._kv_writes = 0
         self._reader: sqlite3.Connection | None = None  # the event loop's, for kv_get
         self._puts = _PendingPuts()
+        self._behind = WriteBehind(self._put_rows, "sqlite")
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -285,6 +287,25 @@ class SqliteStore:
         for waiter in waiters:
             waiter.get_loop().call_soon_threadsafe(_settle, waiter, error)
 
+    def kv_put_later(self, key: str, value: bytes, ttl: float, now: float) -> bool:
+        check_kv(key, value)
+        return self._behind.put(key, value, now + ttl, now)
+
+    async def kv_flush(self) -> bool:
+        return await self._behind.flush()
+
+    async def _put_rows(self, rows: list[Row], now: float) -> None:
+        """The write-behind's batch: one transaction on the worker (sweeping when due)."""
+
+        def write(db: sqlite3.Connection) -> None:
+            sweep = self._sweep_due(len(rows))
+            with _immediate(db):
+                if sweep:
+                    db.execute("DELETE FROM kv WHERE expires <= ?", (now,))
+                db.executemany(_KV_UPSERT, rows)
+
+        await self._run(write)
+
     async def kv_add(self, key: str, value: bytes, ttl: float, now: float) -> bool:
         check_kv(key, value)
         # One statement: the upsert replaces only an expired row, so rowcount says who won.
@@ -331,6 +352,7 @@ class SqliteStore:
         return before // _SWEEP_EVERY != self._kv_writes // _SWEEP_EVERY
 
     async def aclose(self) -> None:
+        await self._behind.aclose()
         self._close_reader()
         thread, self._thread = self._thread, None
         if thread is not None:
