@@ -3,8 +3,8 @@ levels, so that callers spend less of the upstream's quota than they would calli
 
     1. an in-process LRU, bounded in entries and in bytes (`MAX_ENTRIES`, `MAX_BYTES`);
     2. the store's key-value space (`STORE_URL`: SQLite, Redis or DynamoDB), shared by every
-       process, host and Lambda instance on that store, written behind (`Store.kv_put_later`,
-       app/stores/behind.py): a miss does not wait for the store's write, which is batched
+       process, host and Lambda instance on that store, written behind (app/stores/behind.py,
+       `Store.kv_put_many`): a miss does not wait for the store's write, which is batched
        with others within a short window (25 ms) and written on shutdown and at the end of
        each Lambda invocation (`flush`);
     3. the upstream: concurrent misses for one key make one call per process (the others
@@ -39,6 +39,7 @@ from typing import NamedTuple
 from starlette.requests import Request
 
 from app.store import KV_MAX_BYTES, Store, StoreUnavailable
+from app.stores.behind import WriteBehind
 
 __all__ = [
     "CACHE_NAME",
@@ -110,6 +111,7 @@ class _Shared:
 
     def __init__(self, store: Store | None, max_entries: int, max_bytes: int) -> None:
         self.store = store
+        self.behind = None if store is None else WriteBehind(store.kv_put_many, store.name)
         self.max_entries, self.max_bytes = max_entries, max_bytes
         self.lru: OrderedDict[str, _Entry] = OrderedDict()
         self.lru_bytes = 0
@@ -255,11 +257,11 @@ class ResponseCache:
         value = _HEAD.pack(entry.stored, entry.expires) + entry.body
         if len(value) > KV_MAX_BYTES:
             return True  # too large to share: kept in process only, not an outage
-        store = self._usable_store(now)
-        if store is None:
+        store, behind = self._usable_store(now), self._shared.behind
+        if store is None or behind is None:
             return False
         try:
-            written = store.kv_put_later(name, value, ttl, now)
+            written = behind.put(name, value, now + ttl, now)
         except Exception as exc:
             self._store_failed(exc, now)
             return False
@@ -299,17 +301,19 @@ class ResponseCache:
     async def flush(self) -> bool:
         """Write the store writes still pending (AWS Lambda: at the end of each invocation);
         True when all of them were written. Never raises: what failed stays pending."""
-        store = self._shared.store
-        if store is None:
+        behind = self._shared.behind
+        if behind is None:
             return True
         try:
-            return await store.kv_flush()
+            return await behind.flush()
         except Exception:  # a cache never fails a request
             return False
 
     async def aclose(self) -> None:
-        if self._shared.store is not None:
-            await self._shared.store.aclose()  # which writes what is pending
+        """Write the store writes still pending (logged when the store cannot take them), at
+        shutdown, before the store (the gate's) is closed."""
+        if self._shared.behind is not None:
+            await self._shared.behind.aclose()
 
 
 _BYPASS = Served(b"", f"{CACHE_NAME}; fwd=bypass")

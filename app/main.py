@@ -171,6 +171,8 @@ def create_app(
         await mcp.aclose()
         for _connector, running in started.values():
             await running.aclose()
+        if cache is not None:
+            await cache.aclose()  # its pending store writes, while the store is open
         await gate.aclose()  # and the store, which the response cache shares
 
     app = _Service(

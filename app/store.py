@@ -32,6 +32,7 @@ __all__ = [
     "Decision",
     "KeyRecord",
     "Limits",
+    "Row",
     "Store",
     "StoreUnavailable",
     "Usage",
@@ -45,6 +46,8 @@ KV_MAX_BYTES = 350 * 1024
 key and attributes (its binary counts raw bytes)."""
 KV_MAX_KEY = 1000
 """The longest key, in bytes of UTF-8 (DynamoDB's partition key takes 2,048)."""
+Row = tuple[str, bytes, float]
+"""One put of `Store.kv_put_many`: key, value, expires (epoch seconds, the caller's clock)."""
 
 
 class StoreUnavailable(Exception):
@@ -192,15 +195,10 @@ class Store(Protocol):
     async def kv_put(self, key: str, value: bytes, ttl: float, now: float) -> None:
         """Store `value` under `key` until `now + ttl`, replacing any value."""
 
-    def kv_put_later(self, key: str, value: bytes, ttl: float, now: float) -> bool:
-        """`kv_put`, written behind (app/stores/behind.py): queued in memory without I/O and
-        written with others within a short window, so other processes see it that much later.
-        True when the store's last such write worked, False while it fails (the put is kept
-        and retried); raises `StoreUnavailable` when too much waits already (it is dropped).
-        `kv_flush` and `aclose` write what is pending."""
-
-    async def kv_flush(self) -> bool:
-        """Write the pending `kv_put_later`s now; True when all of them were written."""
+    async def kv_put_many(self, rows: Sequence[Row], now: float) -> None:
+        """`kv_put` of each row, in order, in as few round trips as the backend allows (the
+        response cache's writes behind, app/stores/behind.py). Not atomic: a failure may
+        leave some of them stored."""
 
     async def kv_add(self, key: str, value: bytes, ttl: float, now: float) -> bool:
         """Store `value` only if `key` holds no live value; True if stored (atomic)."""
@@ -216,7 +214,7 @@ class Store(Protocol):
         """Remove `key`'s value, if any."""
 
     async def aclose(self) -> None:
-        """Write the pending `kv_put_later`s (logged when it cannot), then disconnect."""
+        """Disconnect."""
 
 
 def check_kv(key: str, value: bytes = b"") -> None:

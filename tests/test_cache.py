@@ -194,8 +194,8 @@ def test_writes_beyond_the_pending_bound_are_dropped_said_and_logged_once(
     settings = {"listen_api_base_url": stub.base_url, "store_url": f"sqlite:///{tmp_path}/s.db"}
     with served_client(leak_guard, **settings) as a:
         first = a.get("/api/v2/search_podcasts?q=one", headers=AUTH)
-        store = a.app.state.services.gate.store  # type: ignore[attr-defined]
-        store._behind.max_bytes = store._behind._bytes  # full with the first answer
+        pending = a.app.state.response_cache._shared.behind  # type: ignore[attr-defined]
+        pending.max_bytes = pending._bytes  # full with the first answer
         over = [a.get(f"/api/v2/search_podcasts?q=over{n}", headers=AUTH) for n in range(3)]
     with served_client(leak_guard, **settings) as c:
         kept = c.get("/api/v2/search_podcasts?q=one", headers=AUTH)

@@ -295,6 +295,23 @@ def test_kv_values_live_until_their_ttl_on_the_callers_clock(backend: Backend) -
     run(backend, scenario)
 
 
+def test_kv_put_many_stores_each_row_in_order_until_its_expiry(backend: Backend) -> None:
+    async def scenario(store: Store) -> None:
+        await store.kv_put("t:old", b"replaced", ttl=60, now=NOW)
+        rows = [
+            ("t:old", b"first", NOW + 60),
+            ("t:short", b"brief", NOW + 5),
+            ("t:old", b"second", NOW + 60),  # a later row of a key lands last
+        ]
+        await store.kv_put_many(rows, NOW)
+        assert await store.kv_get("t:old", NOW + 30) == b"second"
+        assert await store.kv_get("t:short", NOW + 4) == b"brief"
+        assert await store.kv_get("t:short", NOW + 5) is None
+        await store.kv_put_many([], NOW)  # nothing to write: no error
+
+    run(backend, scenario)
+
+
 def test_kv_add_stores_only_where_no_live_value_is(backend: Backend) -> None:
     async def scenario(store: Store) -> None:
         assert await store.kv_add("t:a", b"first", ttl=10, now=NOW) is True

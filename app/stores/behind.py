@@ -1,13 +1,13 @@
-"""Writes behind: key-value puts collected in memory and written to the store in batches,
-off the request's path (the response cache's `Store.kv_put_later`).
+"""Writes behind: key-value puts collected in memory and written to the store in batches
+(`Store.kv_put_many`), off the request's path: the response cache's shared level.
 
 `put` only queues the row (no I/O, no await): a timer on the event loop writes what is
 pending `window` seconds after the first queued row, or at once when `max_rows` are
 queued, in one `write(rows, now)` (a backend's batched put). One write at a time per
 event loop, in queue order, so a later put of a key lands last (a queued key is replaced
-in place). `flush` writes what is pending now: the store's `aclose` calls it, and on AWS
-Lambda the handler calls it at the end of every invocation (a frozen instance runs no
-timer and may never thaw).
+in place). `flush` writes what is pending now, and `aclose` at shutdown (the cache's
+`aclose`, before the store is closed); on AWS Lambda the handler flushes at the end of
+every invocation (a frozen instance runs no timer and may never thaw).
 
 What this costs: a row reaches the store up to `window` seconds (plus the write) after
 `put`, so other processes on the store see it that much later. A write that fails keeps
@@ -22,9 +22,9 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from app.store import StoreUnavailable
+from app.store import Row, StoreUnavailable
 
-__all__ = ["MAX_BYTES", "MAX_ROWS", "WINDOW", "Row", "WriteBehind"]
+__all__ = ["MAX_BYTES", "MAX_ROWS", "WINDOW", "WriteBehind"]
 
 log = logging.getLogger("app.stores.behind")
 
@@ -34,9 +34,6 @@ MAX_ROWS = 256
 """Rows that start a write at once (SQLite, measured: ~11 us of CPU a row at 16, ~8 at 256)."""
 MAX_BYTES = 8 * 1024 * 1024
 RETRY = 1.0  # seconds between writes while the store fails
-
-Row = tuple[str, bytes, float]
-"""A put: key, value, expires (epoch seconds, the caller's clock)."""
 
 
 class WriteBehind:

@@ -44,13 +44,13 @@ from app.store import (
     Decision,
     KeyRecord,
     Limits,
+    Row,
     StoreUnavailable,
     Usage,
     UsageDay,
     check_kv,
 )
 from app.stores import limiter
-from app.stores.behind import Row, WriteBehind
 from app.stores.dynamodb_api import DynamoApi, DynamoError, DynamoFailure
 
 __all__ = ["USAGE_DAYS", "DynamoStore"]
@@ -85,7 +85,6 @@ class DynamoStore:
         # A key id names one digest for the key's life: once seen, `touch` and `revoke`
         # need no KID# read (a round trip on each key's first request in a process).
         self._digests: dict[str, str] = {}
-        self._behind = WriteBehind(self._put_rows, "dynamodb")
 
     async def _call(self, operation: str, *, table: bool = True, **params: Any) -> Any:
         """DynamoDB's answer to `operation` on the table (`table=False`: a transaction,
@@ -381,16 +380,9 @@ class DynamoStore:
     async def kv_put(self, key: str, value: bytes, ttl: float, now: float) -> None:
         await self._call("PutItem", Item=_kv_item(key, value, ttl, now))
 
-    def kv_put_later(self, key: str, value: bytes, ttl: float, now: float) -> bool:
-        check_kv(key, value)
-        return self._behind.put(key, value, now + ttl, now)
-
-    async def kv_flush(self) -> bool:
-        return await self._behind.flush()
-
-    async def _put_rows(self, rows: list[Row], now: float) -> None:
-        """The write-behind's batch: one PutItem each, in order (BatchWriteItem would save
-        round trips but hands back unprocessed items to retry; Lambda batches are small)."""
+    async def kv_put_many(self, rows: Sequence[Row], now: float) -> None:
+        """One PutItem each, in order (BatchWriteItem would save round trips but hands
+        back unprocessed items to retry; Lambda's batches are small)."""
         for key, value, expires in rows:
             await self._call("PutItem", Item=_kv_item(key, value, expires - now, now))
 
@@ -419,7 +411,6 @@ class DynamoStore:
         await self._call("DeleteItem", Key=_kv_key(key))
 
     async def aclose(self) -> None:
-        await self._behind.aclose()
         await self._api.aclose()
 
 

@@ -34,13 +34,13 @@ from app.store import (
     Decision,
     KeyRecord,
     Limits,
+    Row,
     StoreUnavailable,
     Usage,
     UsageDay,
     check_kv,
 )
 from app.stores import limiter
-from app.stores.behind import Row, WriteBehind
 
 __all__ = ["USAGE_DAYS", "RedisStore"]
 
@@ -138,7 +138,6 @@ class RedisStore:
             retry=Retry(NoBackoff(), 1),
         )
         self._kv: Any = Redis(connection_pool=self._kv_pool, retry=Retry(NoBackoff(), 1))
-        self._behind = WriteBehind(self._put_rows, "redis")
         self._kv_add = self._kv.register_script(_KV_ADD)
 
     # -- names ----------------------------------------------------------------------------
@@ -288,15 +287,8 @@ class RedisStore:
         with _unavailable():
             await self._kv.set(name, stored, px=px)
 
-    def kv_put_later(self, key: str, value: bytes, ttl: float, now: float) -> bool:
-        check_kv(key, value)
-        return self._behind.put(key, value, now + ttl, now)
-
-    async def kv_flush(self) -> bool:
-        return await self._behind.flush()
-
-    async def _put_rows(self, rows: list[Row], now: float) -> None:
-        """The write-behind's batch: one pipeline (one round trip, not a transaction)."""
+    async def kv_put_many(self, rows: Sequence[Row], now: float) -> None:
+        """One pipeline (one round trip, not a transaction)."""
         with _unavailable():
             async with self._kv.pipeline(transaction=False) as pipe:
                 for key, value, expires in rows:
@@ -328,7 +320,6 @@ class RedisStore:
             await self._kv.delete(name)
 
     async def aclose(self) -> None:
-        await self._behind.aclose()
         await self._redis.aclose()
         await self._pool.disconnect()
         await self._kv.aclose()

@@ -38,13 +38,13 @@ from app.store import (
     Decision,
     KeyRecord,
     Limits,
+    Row,
     StoreUnavailable,
     Usage,
     UsageDay,
     check_kv,
 )
 from app.stores import limiter
-from app.stores.behind import Row, WriteBehind
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
 
@@ -117,7 +117,6 @@ class SqliteStore:
         self._kv_writes = 0
         self._reader: sqlite3.Connection | None = None  # the event loop's, for kv_get
         self._puts = _PendingPuts()
-        self._behind = WriteBehind(self._put_rows, "sqlite")
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -287,15 +286,10 @@ class SqliteStore:
         for waiter in waiters:
             waiter.get_loop().call_soon_threadsafe(_settle, waiter, error)
 
-    def kv_put_later(self, key: str, value: bytes, ttl: float, now: float) -> bool:
-        check_kv(key, value)
-        return self._behind.put(key, value, now + ttl, now)
-
-    async def kv_flush(self) -> bool:
-        return await self._behind.flush()
-
-    async def _put_rows(self, rows: list[Row], now: float) -> None:
-        """The write-behind's batch: one transaction on the worker (sweeping when due)."""
+    async def kv_put_many(self, rows: Sequence[Row], now: float) -> None:
+        """One transaction on the worker (sweeping when due)."""
+        for key, value, _ in rows:
+            check_kv(key, value)
 
         def write(db: sqlite3.Connection) -> None:
             sweep = self._sweep_due(len(rows))
@@ -352,7 +346,6 @@ class SqliteStore:
         return before // _SWEEP_EVERY != self._kv_writes // _SWEEP_EVERY
 
     async def aclose(self) -> None:
-        await self._behind.aclose()
         self._close_reader()
         thread, self._thread = self._thread, None
         if thread is not None:
