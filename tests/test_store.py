@@ -361,8 +361,9 @@ def test_kv_take_has_exactly_one_winner_among_50_concurrent_takers(backend: Back
 
 def test_kv_puts_made_at_once_are_each_stored_when_they_return(backend: Backend) -> None:
     """20 concurrent puts (the SQLite store commits them together): each one is readable
-    by another store object on the same data as soon as its own call has returned, and
-    two puts of one key leave the later one."""
+    by another store object on the same data as soon as its own call has returned. Two
+    concurrent puts of one key leave one of them whole; SQLite's group commit keeps them
+    in call order (Redis and DynamoDB may run them on two connections, in either order)."""
 
     async def scenario(store: Store) -> None:
         other = backend.make()
@@ -378,7 +379,9 @@ def test_kv_puts_made_at_once_are_each_stored_when_they_return(backend: Backend)
                 store.kv_put("t:twice", b"first", ttl=60, now=NOW),
                 store.kv_put("t:twice", b"second", ttl=60, now=NOW),
             )
-            assert await other.kv_get("t:twice", NOW) == b"second"
+            last = await other.kv_get("t:twice", NOW)
+            kept = (b"second",) if backend.name == "sqlite" else (b"first", b"second")
+            assert last in kept
         finally:
             await other.aclose()
 
