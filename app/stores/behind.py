@@ -96,14 +96,22 @@ class WriteBehind:
         """Write everything pending now; True when all of it was written. What a failed (or
         cancelled) write did not write stays pending."""
         while self._pending:
-            writing = self._writing
-            if writing is not None and not writing.done():
-                if writing.get_loop() is asyncio.get_running_loop():
-                    await asyncio.shield(writing)  # one write at a time: later puts land last
-                    continue
+            if not await self._write_pending():
+                return False
+        return True
+
+    async def _write_pending(self) -> bool:
+        """One write of the rows pending once the write under way (if any) has ended; True
+        when it worked. Rows put meanwhile wait for the next write: the timer's or a flush's."""
+        loop = asyncio.get_running_loop()
+        while (writing := self._writing) is not None and not writing.done():
+            if writing.get_loop() is not loop:
+                break
+            await asyncio.shield(writing)  # one write at a time: later puts land last
+        if self._pending:
             rows, now = list(self._pending.values()), self._now
             self._pending, self._bytes = {}, 0
-            self._writing = done = asyncio.get_running_loop().create_future()
+            self._writing = done = loop.create_future()
             try:
                 await self._write(rows, now)
             except Exception:  # StoreUnavailable, or a bug: either way, keep the rows
@@ -164,5 +172,8 @@ class WriteBehind:
         task.add_done_callback(self._tasks.discard)
 
     async def _drain(self) -> None:
-        if not await self.flush() and self._pending:
+        # One batch, not a flush: rows put during this write have their own timer. Writing
+        # them as soon as it ends would keep the store busy with small batches (measured on
+        # SQLite at ~2,400 misses a second: 12 rows a batch, 37 us of CPU a row).
+        if not await self._write_pending() and self._pending:
             self._schedule(self.retry)
