@@ -686,8 +686,11 @@ def run_rounds(
             wrk(target.chat, 16, 2, target.auth, "chat.lua", target.chat_models[0])
     for number in range(rounds):
         print(f"round {number + 1}/{rounds} ({len(cells)} runs)", flush=True)
-        for cell in cells:
-            runs[cell].append(measure(cell, targets[cell.target], duration, f"{run_id}x{number}"))
+        for index, cell in enumerate(cells):
+            # Distinct queries of their own for every run: a prefix shared by two cells of
+            # one target (1 and 16 connections) made half the second one's "misses" hits.
+            prefix = f"{run_id}x{number}c{index}"
+            runs[cell].append(measure(cell, targets[cell.target], duration, prefix))
     return runs
 
 
