@@ -135,10 +135,11 @@ def create_app(
     `transports` replaces a connector's network, by connector name (tests, benchmarks);
     `transport` is short for the plugin connector's. Without its upstream key a connector
     answers from its bundled sample data. `network` picks the network transport otherwise:
-    "auto" (aiohttp when installed), "aiohttp" or "httpx". `leases`: whether the gate may
-    take admissions ahead of use (app/allowance.py); off on AWS Lambda. `direct`: whether
-    requests to connectors' routes skip the framework's layers (app/dispatch.py); off, every
-    request goes through them (the tests compare the two)."""
+    "auto" (with the `server` extra: app/upstream_http1.py's client for whole answers,
+    aiohttp for the OpenAI gateway), "http1" (the same), "aiohttp" or "httpx". `leases`:
+    whether the gate may take admissions ahead of use (app/allowance.py); off on AWS Lambda.
+    `direct`: whether requests to connectors' routes skip the framework's layers
+    (app/dispatch.py); off, every request goes through them (the tests compare the two)."""
     settings = settings if settings is not None else Settings()
     configure_logging(settings.log_level)
     settings = _ready_settings(settings)

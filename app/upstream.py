@@ -4,12 +4,13 @@ Only this module talks to the upstream. It sends what an `Operation` built from 
 parameters and nothing of the caller's request: no `Authorization`, cookies or forwarding
 headers can reach the upstream because none are ever copied.
 
-The network is anything that can `fetch(url, headers)`. Any httpx transport plugs in
-through `HttpxFetcher` (sample data, respx in tests, httpx's own network transport); the
-aiohttp transport also fetches natively, without building httpx objects. Neither goes
-through `httpx.AsyncClient`: on the benchmark (bench/throughput.py) the client's
-per-request machinery (URL merging, auth flow, cookie jar) cost more than the proxy's own
-work, and none of it is needed for one fixed upstream.
+The network is anything that can `fetch(url, headers)`: in a server, the pooled HTTP/1.1
+client of app/upstream_http1.py. Any httpx transport plugs in through `HttpxFetcher`
+(sample data, respx in tests, httpx's own network transport on AWS Lambda); the aiohttp
+transport also fetches natively, without building httpx objects. None goes through
+`httpx.AsyncClient`: on the benchmark (bench/throughput.py) the client's per-request
+machinery (URL merging, auth flow, cookie jar) cost more than the proxy's own work, and
+none of it is needed for one fixed upstream.
 """
 
 from __future__ import annotations
@@ -136,9 +137,17 @@ def network_transport(
     )
 
 
+_HTTP1 = ("auto", "http1")
+
+
 class UpstreamClient:
     """GET JSON from the upstream API. The transport (and its connection pool) is created on
-    first use, so the client works whether or not an ASGI lifespan ever runs (AWS Lambda)."""
+    first use, so the client works whether or not an ASGI lifespan ever runs (AWS Lambda).
+
+    `prefer` picks the network: "auto" or "http1", the pooled HTTP/1.1 client of
+    app/upstream_http1.py (several times cheaper than aiohttp for a whole answer);
+    "aiohttp" or "httpx", their transports (`network_transport`); "auto" falls back to
+    them without httptools (the `server` extra)."""
 
     def __init__(
         self,
@@ -159,6 +168,15 @@ class UpstreamClient:
         self._fetcher: Fetcher | None = None
 
     def _network(self) -> Fetcher:
+        if self._fetcher is None and self._transport is None and self._prefer in _HTTP1:
+            try:
+                from app.upstream_http1 import Http1Fetcher
+            except ImportError:  # httptools comes with the `server` extra
+                if self._prefer == "http1":
+                    raise
+            else:
+                tls = context_for(self.base_url)
+                self._fetcher = Http1Fetcher(tls=tls, max_body=MAX_UPSTREAM_BYTES)
         if self._fetcher is None:
             transport = self._transport or network_transport(self.base_url, self._prefer)
             if isinstance(transport, Fetcher):

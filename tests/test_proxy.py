@@ -192,7 +192,7 @@ def test_answers_use_the_configured_upstream_base(
     assert str(route.calls.last.request.url) == "https://listen-api.example.test/api/v2/languages"
 
 
-@pytest.mark.parametrize("network", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("network", ["http1", "aiohttp", "httpx"])
 def test_one_pooled_connection_serves_sequential_requests(network: str) -> None:
     """Over real sockets: the transport is built once and keeps its connection alive."""
     with StubUpstream() as stub:

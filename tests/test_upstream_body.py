@@ -23,7 +23,7 @@ from tests.conftest import AUTH, SECRET, UPSTREAM_KEY, make_settings
 from tests.stub_upstream import Reply, StubUpstream
 
 ROOT = Path(__file__).resolve().parent.parent
-NETWORKS = ["httpx", "aiohttp"]
+NETWORKS = ["httpx", "aiohttp", "http1"]
 LANGUAGES = {"languages": ["English", "Français"]}
 PLAIN = json.dumps(LANGUAGES).encode()
 MB = 1024 * 1024

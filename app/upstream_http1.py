@@ -1,0 +1,397 @@
+"""A pooled HTTP/1.1 client that GETs whole answers: the podcast upstream's network.
+
+The upstream client needs one thing of the network: GET a URL with a few headers and read
+the whole answer, at most `max_body` bytes. For the bench's 28 KB search answer (16 at
+once, in process, `python bench/http_clients.py`), aiohttp spends about 65 µs of CPU a
+request, the stream-based client of app/stores/http1.py 43, this one 21: asyncio protocol
+callbacks and httptools' parser (uvicorn's, in C), nothing built per request but the
+answer. In the server, a cache miss went from about 415 to 335 µs of CPU with it.
+
+What it does, and no more:
+- keep-alive connections per origin, at most `max_connections` open at once (more
+  requests wait for one), idle ones closed after `keepalive` seconds;
+- a request that fails on a reused connection before any byte of its answer came (the
+  server closed the connection while it was idle) is sent once more, on a new connection:
+  a GET may be repeated;
+- bodies by Content-Length, chunked, or up to the server's close; interim (1xx) answers
+  skipped; `Content-Encoding` decoded by `read_capped` (app/upstream_body.py), under the cap;
+- https with the given TLS context, which verifies the host name;
+- failures raise the httpx exceptions the `Fetcher` protocol names (app/upstream.py). A
+  request whose caller gives up (a deadline, a cancelled task) closes its connection: a
+  connection is reused only after a whole answer, never half-read.
+
+No redirects (the upstream client refuses 3xx), no proxies (none are configured for
+aiohttp either), no request bodies, no HTTP/2. The OpenAI gateway's requests, which send
+bodies and stream answers, go through aiohttp (app/aiohttp_transport.py). The DynamoDB
+store's POSTs have their own client (app/stores/http1.py): it must run on AWS Lambda,
+whose bundle has no httptools, and tell a write that was not sent from one that may have
+been.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import ssl
+from collections import deque
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any, cast
+
+import httptools
+import httpx
+
+from app.upstream import RawAnswer
+from app.upstream_body import BodyTooLarge, read_capped
+
+__all__ = ["Http1Fetcher"]
+
+_URL = re.compile(r"(https?)://([^/?#\s]+)([^#\s]*)", re.IGNORECASE)
+# Bytes that would end a request line or a header early (request splitting).
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f]")
+_NO_BODY = (204, 304)
+
+
+@dataclass(frozen=True, slots=True)
+class _Origin:
+    host: str
+    port: int
+    tls: bool
+    authority: str  # the Host header
+
+    @property
+    def key(self) -> tuple[str, int, bool]:
+        return (self.host, self.port, self.tls)
+
+
+class _Stale(Exception):
+    """The connection closed before any byte of the answer: the request may be sent again."""
+
+
+class _Headers(dict[str, str]):
+    """An answer's header fields by lower-case name (repeated fields joined with ", "),
+    looked up whatever the case."""
+
+    def __getitem__(self, name: str) -> str:
+        return super().__getitem__(name.lower())
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and super().__contains__(name.lower())
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return super().get(name.lower(), default)
+
+
+class _Connection(asyncio.Protocol):
+    """One keep-alive connection: one exchange at a time, its answer parsed as it arrives."""
+
+    def __init__(self, origin: tuple[str, int, bool], max_body: int) -> None:
+        self.origin = origin
+        self.max_body = max_body
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.closed = False
+        self.reusable = False
+        self.idle_since = 0.0
+        self._answer: asyncio.Future[tuple[int, _Headers, list[bytes]]] | None = None
+        self._status = 0
+        self._headers = _Headers()
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self._received = False
+        self._complete = False
+
+    # -- the exchange ---------------------------------------------------------------------
+
+    def send(self, request: bytes) -> asyncio.Future[tuple[int, _Headers, list[bytes]]]:
+        """Write `request`; the future is the answer: status, header fields, body chunks."""
+        assert self.transport is not None  # noqa: S101 (connected before it is handed out)
+        self._answer = answer = asyncio.get_running_loop().create_future()
+        self._status, self._headers, self._chunks = 0, _Headers(), []
+        self._size, self._received, self._complete, self.reusable = 0, False, False, False
+        self.transport.write(request)
+        return answer
+
+    def close(self) -> None:
+        self.closed = True
+        self.reusable = False
+        if self.transport is not None:
+            try:
+                self.transport.close()
+            except RuntimeError:  # its event loop is closed: so is the socket, with it
+                pass
+
+    def _fail(self, error: Exception) -> None:
+        answer = self._answer
+        if answer is not None and not answer.done():
+            answer.set_exception(error)
+        self.close()
+
+    # -- asyncio.Protocol ---------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+
+    def data_received(self, data: bytes) -> None:
+        answer = self._answer
+        if answer is None or answer.done():  # bytes nobody asked for: out of step
+            self.close()
+            return
+        self._received = True
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as error:
+            self._fail(httpx.RemoteProtocolError(f"malformed answer: {error}"))
+            return
+        if self._complete and not answer.done():
+            answer.set_result((self._status, self._headers, self._chunks))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.reusable = False
+        answer = self._answer
+        if answer is None or answer.done():
+            return
+        if not self._received:
+            answer.set_exception(_Stale())
+        elif self._status >= 200 and self._until_close():
+            answer.set_result((self._status, self._headers, self._chunks))
+        else:
+            answer.set_exception(httpx.RemoteProtocolError("the server closed mid-answer"))
+
+    def _until_close(self) -> bool:
+        """Whether the body ends with the connection (no length, not chunked)."""
+        headers = self._headers
+        return (
+            self._status not in _NO_BODY
+            and "content-length" not in headers
+            and "chunked" not in headers.get("transfer-encoding", "").lower()
+        )
+
+    # -- httptools callbacks --------------------------------------------------------------
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        key = name.decode("latin-1").lower()
+        text = value.decode("latin-1")
+        old = self._headers.get(key)
+        dict.__setitem__(self._headers, key, text if old is None else f"{old}, {text}")
+
+    def on_headers_complete(self) -> None:
+        self._status = self.parser.get_status_code()
+        declared = self._headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_body:
+            self._fail(BodyTooLarge(f"declared {declared} bytes, more than {self.max_body}"))
+
+    def on_body(self, body: bytes) -> None:
+        self._size += len(body)
+        if self._size > self.max_body:
+            self._fail(BodyTooLarge(f"more than {self.max_body} bytes"))
+            return
+        self._chunks.append(body)
+
+    def on_message_complete(self) -> None:
+        if self._status < 200:  # an interim answer (103 Early Hints): the real one follows
+            self._status, self._headers, self._chunks, self._size = 0, _Headers(), [], 0
+            return
+        self._complete = True
+        self.reusable = self.parser.should_keep_alive() and not self.closed
+
+
+class Http1Fetcher:
+    """GET whole answers over pooled HTTP/1.1 connections (see the module docstring).
+    `tls`: the context https connections verify with. `max_connections` None: no bound.
+    The pool belongs to the event loop of its first request; another loop starts afresh."""
+
+    def __init__(
+        self,
+        *,
+        tls: ssl.SSLContext,
+        max_connections: int | None = 100,
+        max_body: int = 8 * 1024 * 1024,
+        keepalive: float = 30.0,
+    ) -> None:
+        self.tls = tls
+        self.max_connections = max_connections
+        self.max_body = max_body
+        self.keepalive = keepalive
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._idle: dict[tuple[str, int, bool], list[_Connection]] = {}
+        self._busy: set[_Connection] = set()
+        self._opening = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._origins: dict[str, _Origin] = {}
+        self._heads: dict[tuple[str, tuple[tuple[str, str], ...]], bytes] = {}
+
+    async def fetch(self, url: str, headers: Mapping[str, str]) -> RawAnswer:
+        origin, target = self._split(url)
+        request = f"GET {target} HTTP/1.1\r\n".encode() + self._head(origin, headers)
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._abandon()
+            self._loop = loop
+        for attempt in (1, 2):
+            connection, reused = await self._acquire(origin)
+            try:
+                status, fields, chunks = await connection.send(request)
+            except _Stale:
+                self._discard(connection)
+                if reused and attempt == 1:
+                    continue  # closed while idle: once more, on a new connection
+                raise httpx.RemoteProtocolError("the server closed without answering") from None
+            except BaseException:  # a failure, or the caller gave up: never reused half-read
+                self._discard(connection)
+                raise
+            self._release(connection)
+            encoding = fields.get("content-encoding")
+            if encoding is None or encoding.strip().lower() == "identity":
+                body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            else:
+                body = await read_capped(_each(chunks), None, self.max_body, encoding)
+            return RawAnswer(status, fields, body)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def aclose(self) -> None:
+        self._abandon()
+
+    # -- requests -----------------------------------------------------------------------
+
+    def _split(self, url: str) -> tuple[_Origin, str]:
+        found = _URL.fullmatch(url)
+        if found is None:
+            raise httpx.UnsupportedProtocol(f"not an http(s) URL: {url[:80]!r}")
+        scheme, authority, target = found.groups()
+        origin = self._origins.get(authority + scheme)
+        if origin is None:
+            origin = _origin(scheme.lower(), authority)
+            if len(self._origins) < 64:
+                self._origins[authority + scheme] = origin
+        if not target.startswith("/"):
+            target = "/" + target
+        return origin, target
+
+    def _head(self, origin: _Origin, headers: Mapping[str, str]) -> bytes:
+        """The request's header lines (the upstream client sends the same few each time)."""
+        key = (origin.authority, tuple(headers.items()))
+        head = self._heads.get(key)
+        if head is None:
+            lines = [f"Host: {origin.authority}", *(f"{k}: {v}" for k, v in key[1])]
+            for line in lines:
+                if _UNSAFE.search(line):
+                    raise httpx.LocalProtocolError("a header holds a control character")
+            head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+            if len(self._heads) < 16:
+                self._heads[key] = head
+        return head
+
+    # -- the pool -----------------------------------------------------------------------
+
+    async def _acquire(self, origin: _Origin) -> tuple[_Connection, bool]:
+        """A connection to `origin`, and whether it served a request before."""
+        loop = asyncio.get_running_loop()
+        while True:
+            idle = self._idle.get(origin.key)
+            while idle:
+                connection = idle.pop()  # the most recent: the least likely to be closed
+                if connection.closed or loop.time() - connection.idle_since > self.keepalive:
+                    connection.close()
+                    continue
+                self._busy.add(connection)
+                return connection, True
+            if self.max_connections is None or self._count() < self.max_connections:
+                return await self._connect(origin), False
+            waiter = loop.create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            except BaseException:
+                if not waiter.cancelled() and waiter.done():
+                    self._wake()  # pass on the turn it was given
+                raise
+            finally:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+
+    async def _connect(self, origin: _Origin) -> _Connection:
+        loop = asyncio.get_running_loop()
+        connection = _Connection(origin.key, self.max_body)
+        self._opening += 1
+        try:
+            await loop.create_connection(
+                lambda: connection,
+                origin.host,
+                origin.port,
+                ssl=self.tls if origin.tls else None,
+                server_hostname=origin.host if origin.tls else None,
+            )
+        except (OSError, ssl.SSLError) as error:
+            raise httpx.ConnectError(f"{type(error).__name__}: {error}") from None
+        finally:
+            self._opening -= 1
+            self._wake()
+        self._busy.add(connection)
+        return connection
+
+    def _release(self, connection: _Connection) -> None:
+        self._busy.discard(connection)
+        if connection.reusable and not connection.closed and self._loop is not None:
+            connection.idle_since = self._loop.time()
+            self._idle.setdefault(connection.origin, []).append(connection)
+        else:
+            connection.close()
+        self._wake()
+
+    def _discard(self, connection: _Connection) -> None:
+        self._busy.discard(connection)
+        connection.close()
+        self._wake()
+
+    def _count(self) -> int:
+        return self._opening + len(self._busy) + sum(map(len, self._idle.values()))
+
+    def _wake(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    def _abandon(self) -> None:
+        """Close every connection (shutdown, or a new event loop): busy ones end their
+        exchange with an error."""
+        for idle in self._idle.values():
+            for connection in idle:
+                connection.close()
+        self._idle.clear()
+        for connection in list(self._busy):
+            connection.close()
+        self._busy.clear()
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def __repr__(self) -> str:
+        return f"<Http1Fetcher open={self._count()} max_connections={self.max_connections}>"
+
+
+def _origin(scheme: str, authority: str) -> _Origin:
+    tls = scheme == "https"
+    if _UNSAFE.search(authority) or "@" in authority:
+        raise httpx.UnsupportedProtocol("a URL with credentials or control characters")
+    host, port = authority, 443 if tls else 80
+    if authority.startswith("["):  # an IPv6 literal, maybe with a port
+        end = authority.find("]")
+        host, rest = authority[1:end], authority[end + 1 :]
+        if rest.startswith(":") and rest[1:].isdigit():
+            port = int(rest[1:])
+    elif ":" in authority:
+        name, _, digits = authority.rpartition(":")
+        if not digits.isdigit():
+            raise httpx.UnsupportedProtocol(f"a port that is not a number: {authority[:80]!r}")
+        host, port = name, int(digits)
+    return _Origin(host, port, tls, authority)
+
+
+async def _each(chunks: list[bytes]) -> AsyncIterator[bytes]:
+    for chunk in chunks:
+        yield chunk
