@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from app.store import Limits, StoreUnavailable, open_store
-from app.stores.sqlite import SCHEMA_VERSION, SqliteStore
+from app.stores.sqlite import PAGE_SIZE, SCHEMA_VERSION, SqliteStore
 
 NOW = 1_795_687_200.0
 ROOT = Path(__file__).resolve().parent.parent
@@ -96,6 +96,25 @@ def test_sqlite_creates_its_folder_file_and_versioned_schema(tmp_path: Path) -> 
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert db.execute("PRAGMA page_size").fetchone() == (PAGE_SIZE,)
+
+
+def test_sqlite_keeps_the_page_size_of_a_file_it_did_not_create(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA page_size = 4096")
+        db.execute("CREATE TABLE earlier (x)")  # the file exists, with its page size
+
+    async def scenario() -> None:
+        store = SqliteStore(path)
+        await store.kv_put("k", b"v" * 20_000, ttl=60, now=NOW)
+        assert await store.kv_get("k", NOW) == b"v" * 20_000
+        await store.aclose()
+
+    asyncio.run(scenario())
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA page_size").fetchone() == (4096,)
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
 
 
 def test_sqlite_refuses_a_file_from_a_newer_schema(tmp_path: Path) -> None:
