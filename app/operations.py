@@ -12,7 +12,7 @@ import string
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
-from urllib.parse import unquote_to_bytes
+from urllib.parse import unquote_to_bytes, urlencode
 
 from pydantic import ValidationError
 
@@ -104,15 +104,17 @@ class Operation:
         except ValidationError as error:
             raise InvalidParameters(_problems(error)) from None
 
-    def upstream_request(self, parsed: Params) -> tuple[str, dict[str, str]]:
-        """The upstream path and query for validated parameters, fixed parameters last."""
+    def upstream_request(self, parsed: Params) -> tuple[str, str]:
+        """The upstream path and query string for validated parameters, the fixed ones
+        included: encoded once, in name order, so it is also the cache key's (one answer
+        whatever order the caller gave them in)."""
         query = {
             key: str(value)
             for key, value in parsed.model_dump(exclude_none=True).items()
             if key not in self.path_params
         }
         path = self.upstream_path.format(**{key: getattr(parsed, key) for key in self.path_params})
-        return path, query | dict(self.fixed)
+        return path, urlencode(sorted((query | dict(self.fixed)).items()))
 
     def compact(self, upstream_body: bytes) -> answers.Answer:
         """The compact answer for the upstream's JSON body, or `UpstreamUnavailable`."""

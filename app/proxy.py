@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -65,7 +64,7 @@ async def call_operation(operation: Operation, params: Params, upstream: Upstrea
         return Served(await produce())
     if operation.cache_ttl is None:
         return replace(cache.bypass, body=await produce())
-    key = f"{operation.name} {path}?{urlencode(sorted(query.items()))}"
+    key = f"{operation.name} {path}?{query}"
     return await cache.fetch(key, operation.cache_ttl, produce)
 
 

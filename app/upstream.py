@@ -21,7 +21,6 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
-from urllib.parse import urlencode
 
 import httpx
 
@@ -193,13 +192,14 @@ class UpstreamClient:
         elif self._transport is not None:
             await self._transport.aclose()
 
-    async def get(self, path: str, query: dict[str, str], *, key: str | None) -> bytes:
-        """The body of a 200 answer to `GET {base}{path}?{query}`; an `UpstreamError` otherwise.
+    async def get(self, path: str, query: str, *, key: str | None) -> bytes:
+        """The body of a 200 answer to `GET {base}{path}?{query}` (`query` encoded); an
+        `UpstreamError` otherwise.
 
         `key` is sent in the `key_header` header, the only credential that goes upstream. The
         whole exchange, body included, ends within `timeout` seconds.
         """
-        url = f"{self.base_url}{path}?{urlencode(query)}" if query else self.base_url + path
+        url = f"{self.base_url}{path}?{query}" if query else self.base_url + path
         headers = {**_HEADERS, self.key_header: key} if key is not None else _HEADERS
         try:
             async with asyncio.timeout(self.timeout):
