@@ -50,6 +50,7 @@ _URL = re.compile(r"(https?)://([^/?#\s]+)([^#\s]*)", re.IGNORECASE)
 # Bytes that would end a request line or a header early (request splitting).
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f]")
 _NO_BODY = (204, 304)
+_MAX_HEAD = 64 * 1024  # bytes of an answer's status line and header fields, interim ones included
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +67,10 @@ class _Origin:
 
 class _Stale(Exception):
     """The connection closed before any byte of the answer: the request may be sent again."""
+
+
+class _OutOfStep(Exception):
+    """Bytes of another answer came after the whole answer: the connection is out of step."""
 
 
 class _Headers(dict[str, str]):
@@ -98,6 +103,8 @@ class _Connection(asyncio.Protocol):
         self._headers = _Headers()
         self._chunks: list[bytes] = []
         self._size = 0
+        self._head = 0  # bytes received while the header fields are incomplete; -1 after
+        self._fields = 0  # bytes of the header fields parsed
         self._received = False
         self._complete = False
 
@@ -109,6 +116,7 @@ class _Connection(asyncio.Protocol):
         self._answer = answer = asyncio.get_running_loop().create_future()
         self._status, self._headers, self._chunks = 0, _Headers(), []
         self._size, self._received, self._complete, self.reusable = 0, False, False, False
+        self._head, self._fields = 0, 0
         self.transport.write(request)
         return answer
 
@@ -138,11 +146,21 @@ class _Connection(asyncio.Protocol):
             self.close()
             return
         self._received = True
+        if self._head >= 0:  # header fields still coming: httptools buffers a field whole
+            if self._head > _MAX_HEAD:
+                self._fail(httpx.RemoteProtocolError("the answer's header fields are too long"))
+                return
+            self._head += len(data)
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserError as error:
-            self._fail(httpx.RemoteProtocolError(f"malformed answer: {error}"))
-            return
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as error:
+            if not self._complete:
+                mine = error.__context__  # raised by a callback of ours
+                if not isinstance(mine, httpx.HTTPError):
+                    mine = httpx.RemoteProtocolError(f"malformed answer: {error}")
+                self._fail(mine)
+                return
+            self.close()  # bytes after the whole answer (_OutOfStep): never reused
         if self._complete and not answer.done():
             answer.set_result((self._status, self._headers, self._chunks))
 
@@ -154,7 +172,7 @@ class _Connection(asyncio.Protocol):
             return
         if not self._received:
             answer.set_exception(_Stale())
-        elif self._status >= 200 and self._until_close():
+        elif exc is None and self._status >= 200 and self._until_close():
             answer.set_result((self._status, self._headers, self._chunks))
         else:
             answer.set_exception(httpx.RemoteProtocolError("the server closed mid-answer"))
@@ -170,7 +188,14 @@ class _Connection(asyncio.Protocol):
 
     # -- httptools callbacks --------------------------------------------------------------
 
+    def on_message_begin(self) -> None:
+        if self._complete:  # another answer after ours, in the same read
+            raise _OutOfStep
+
     def on_header(self, name: bytes, value: bytes) -> None:
+        self._fields += len(name) + len(value) + 4
+        if self._fields > _MAX_HEAD:  # stops the parser: feed_data raises
+            raise httpx.RemoteProtocolError("the answer's header fields are too long")
         key = name.decode("latin-1").lower()
         text = value.decode("latin-1")
         old = self._headers.get(key)
@@ -178,6 +203,8 @@ class _Connection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self._status = self.parser.get_status_code()
+        if self._status >= 200:
+            self._head = -1
         declared = self._headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self.max_body:
             self._fail(BodyTooLarge(f"declared {declared} bytes, more than {self.max_body}"))
@@ -236,7 +263,12 @@ class Http1Fetcher:
             except _Stale:
                 self._discard(connection)
                 if reused and attempt == 1:
-                    continue  # closed while idle: once more, on a new connection
+                    # Closed while idle: once more, on a new connection. The idle ones left
+                    # are older than it: the server has most likely closed them too.
+                    for older in self._idle.pop(origin.key, ()):
+                        older.close()
+                        self._wake()
+                    continue
                 raise httpx.RemoteProtocolError("the server closed without answering") from None
             except BaseException:  # a failure, or the caller gave up: never reused half-read
                 self._discard(connection)
@@ -299,6 +331,10 @@ class Http1Fetcher:
                 return connection, True
             if self.max_connections is None or self._count() < self.max_connections:
                 return await self._connect(origin), False
+            spare = next((idle for idle in self._idle.values() if idle), None)
+            if spare:  # another origin's idle connection gives its place up
+                spare.pop(0).close()
+                continue
             waiter = loop.create_future()
             self._waiters.append(waiter)
             try:
@@ -362,8 +398,11 @@ class Http1Fetcher:
             for connection in idle:
                 connection.close()
         self._idle.clear()
-        for connection in list(self._busy):
-            connection.close()
+        for connection in list(self._busy):  # fails its exchange: not sent once more
+            try:
+                connection._fail(httpx.ReadError("the client was closed"))
+            except RuntimeError:  # an earlier event loop's, closed
+                connection.close()
         self._busy.clear()
         while self._waiters:
             waiter = self._waiters.popleft()

@@ -5,7 +5,9 @@ over https. What reached the server, what came back, and which connections were 
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
+import struct
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -225,11 +227,12 @@ def test_a_request_given_up_closes_its_connection() -> None:
             return ok(b"later")
 
         async with Scripted(answer) as server:
-            client = fetcher()
+            client = fetcher(max_connections=1)  # a connection left open would hold the slot
             with pytest.raises(TimeoutError):
                 async with asyncio.timeout(0.2):
                     await client.fetch(f"{server.url}/slow", {})
-            assert (await client.fetch(f"{server.url}/fast", {})).body == b"later"
+            async with asyncio.timeout(2):
+                assert (await client.fetch(f"{server.url}/fast", {})).body == b"later"
             await client.aclose()
         assert server.connections == 2
 
@@ -311,3 +314,122 @@ def test_https_verifies_the_server_certificate(tmp_path: Path) -> None:
         run(scenario)
     assert len(stub.seen) == 1
     assert stub.seen[0].headers["accept"] == "application/json"
+
+
+def test_bytes_after_a_whole_answer_are_not_read_as_its_body_nor_the_next() -> None:
+    """An answer followed, in the same read, by another: the first is the answer, whole and
+    alone, and the connection is out of step: never reused."""
+    twice = ok(b"ok") + b"HTTP/1.1 200 OK\r\nX-Stale: 1\r\nContent-Length: 5\r\n\r\nstale"
+
+    async def scenario() -> None:
+        async def answer(number: int, head: bytes) -> bytes:
+            return twice if number == 1 else ok(b"fresh")
+
+        async with Scripted(answer) as server:
+            client = fetcher()
+            first = await client.fetch(f"{server.url}/a", {})
+            second = await client.fetch(f"{server.url}/b", {})
+            await client.aclose()
+        assert (first.body, "x-stale" in first.headers, first.headers["content-length"]) == (
+            b"ok",
+            False,
+            "2",
+        )
+        assert second.body == b"fresh"
+        assert server.connections == 2
+
+    run(scenario)
+
+
+def test_header_fields_are_bounded() -> None:
+    """A flood of header fields ends the request at once, without holding the loop."""
+    flood = b"HTTP/1.1 200 OK\r\n" + b"X-A: b\r\n" * 200_000
+
+    async def scenario() -> None:
+        async def answer(number: int, head: bytes) -> bytes:
+            return flood
+
+        async with Scripted(answer) as server:
+            client = fetcher()
+            with pytest.raises(httpx.RemoteProtocolError, match="too long"):
+                async with asyncio.timeout(5):
+                    await client.fetch(f"{server.url}/a", {})
+            await client.aclose()
+
+    run(scenario)
+
+
+def test_a_close_delimited_body_cut_by_a_reset_is_an_error() -> None:
+    async def scenario() -> None:
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 200 OK\r\n\r\n" + b'{"results": [1, 2')
+            await writer.drain()
+            await asyncio.sleep(0.05)
+            linger = struct.pack("ii", 1, 0)
+            writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+            writer.transport.abort()  # an RST, not a FIN
+
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        with pytest.raises(httpx.RemoteProtocolError):
+            await fetcher().fetch(f"http://127.0.0.1:{port}/x", {})
+        server.close()
+
+    run(scenario)
+
+
+def test_a_stale_retry_takes_a_new_connection_not_an_older_idle_one() -> None:
+    async def scenario() -> None:
+        served: dict[int, int] = {}
+
+        async def answer(number: int, head: bytes) -> bytes | None:
+            served[number] = served.get(number, 0) + 1
+            if number <= 2 and served[number] == 2:
+                return None  # both first connections were dropped by the server
+            await asyncio.sleep(0.02)
+            return ok(b"fine")
+
+        async with Scripted(answer) as server:
+            client = fetcher()
+            await asyncio.gather(*(client.fetch(f"{server.url}/{n}", {}) for n in range(2)))
+            assert (await client.fetch(f"{server.url}/again", {})).body == b"fine"
+            await client.aclose()
+        assert server.connections == 3
+
+    run(scenario)
+
+
+def test_aclose_fails_busy_requests_and_opens_nothing_after() -> None:
+    async def scenario() -> None:
+        async def answer(number: int, head: bytes) -> bytes:
+            await asyncio.sleep(0.01 if b"/first" in head else 0.3)
+            return ok(b"fine")
+
+        async with Scripted(answer) as server:
+            client = fetcher()
+            await client.fetch(f"{server.url}/first", {})
+            busy = asyncio.create_task(client.fetch(f"{server.url}/busy", {}))
+            await asyncio.sleep(0.05)
+            await client.aclose()
+            with pytest.raises(httpx.TransportError):
+                await busy
+            assert server.connections == 1 and client._count() == 0
+
+    run(scenario)
+
+
+def test_idle_connections_of_another_origin_do_not_block_a_request() -> None:
+    async def scenario() -> None:
+        async def answer(number: int, head: bytes) -> bytes:
+            return ok(b"fine")
+
+        async with Scripted(answer) as server:
+            client = fetcher(max_connections=1)
+            await client.fetch(f"{server.url}/a", {})  # idle, to 127.0.0.1
+            async with asyncio.timeout(2):
+                other = await client.fetch(f"http://localhost:{server.port}/b", {})
+            assert other.body == b"fine"
+            await client.aclose()
+
+    run(scenario)
