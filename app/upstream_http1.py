@@ -297,6 +297,8 @@ class Http1Fetcher:
             origin = _origin(scheme.lower(), authority)
             if len(self._origins) < 64:
                 self._origins[authority + scheme] = origin
+        if _UNSAFE.search(target):
+            raise httpx.UnsupportedProtocol("a URL with control characters")
         if not target.startswith("/"):
             target = "/" + target
         return origin, target
@@ -428,6 +430,8 @@ def _origin(scheme: str, authority: str) -> _Origin:
         if not digits.isdigit():
             raise httpx.UnsupportedProtocol(f"a port that is not a number: {authority[:80]!r}")
         host, port = name, int(digits)
+    if not 0 < port < 65536:
+        raise httpx.UnsupportedProtocol(f"a port out of range: {authority[:80]!r}")
     return _Origin(host, port, tls, authority)
 
 

@@ -90,7 +90,8 @@ def ok(body: bytes = b"ok", *extra: str) -> bytes:
 
 
 def run(scenario: Callable[[], Awaitable[None]]) -> None:
-    asyncio.run(scenario())  # type: ignore[arg-type]
+    """Run `scenario`, failing (not hanging) if the client waits forever (a lost wake-up)."""
+    asyncio.run(asyncio.wait_for(scenario(), 30))
 
 
 def fetcher(**options: object) -> Http1Fetcher:
@@ -282,6 +283,10 @@ def test_control_characters_in_headers_are_refused_before_anything_is_sent() -> 
                 await client.fetch(f"{server.url}/x", {"X-Key": "k\r\nInjected: 1"})
             with pytest.raises(httpx.UnsupportedProtocol):
                 await client.fetch("ftp://127.0.0.1/x", {})
+            with pytest.raises(httpx.UnsupportedProtocol):
+                await client.fetch(f"{server.url}/x\x00y", {})
+            with pytest.raises(httpx.UnsupportedProtocol):
+                await client.fetch("http://127.0.0.1:70000/x", {})
             await client.aclose()
         assert server.heads == []
 
