@@ -169,13 +169,13 @@ class UpstreamClient:
     def _network(self) -> Fetcher:
         if self._fetcher is None and self._transport is None and self._prefer in _HTTP1:
             try:
-                from app.upstream_http1 import Http1Fetcher
+                from app.upstream_http1 import Http1Client
             except ImportError:  # httptools comes with the `server` extra
                 if self._prefer == "http1":
                     raise
             else:
                 tls = context_for(self.base_url)
-                self._fetcher = Http1Fetcher(tls=tls, max_body=MAX_UPSTREAM_BYTES)
+                self._fetcher = Http1Client(tls=tls, max_body=MAX_UPSTREAM_BYTES)
         if self._fetcher is None:
             transport = self._transport or network_transport(self.base_url, self._prefer)
             if isinstance(transport, Fetcher):

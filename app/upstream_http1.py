@@ -34,22 +34,26 @@ import asyncio
 import re
 import ssl
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
 import httptools
 import httpx
 
+from app.streaming import StreamedAnswer
 from app.upstream import RawAnswer
-from app.upstream_body import BodyTooLarge, read_capped
+from app.upstream_body import BodyTooLarge, decoded, read_capped
 
-__all__ = ["Http1Fetcher"]
+__all__ = ["Http1Client"]
 
 _URL = re.compile(r"(https?)://([^/?#\s]+)([^#\s]*)", re.IGNORECASE)
 # Bytes that would end a request line or a header early (request splitting).
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f]")
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _NO_BODY = (204, 304)
+_HIGH_WATER = 256 * 1024  # bytes of a streamed body held unread before reading pauses
+_LOW_WATER = 64 * 1024  # ... and below which it resumes
 _MAX_HEAD = 64 * 1024  # bytes of an answer's status line and header fields, interim ones included
 
 
@@ -90,35 +94,118 @@ class _Headers(dict[str, str]):
 class _Connection(asyncio.Protocol):
     """One keep-alive connection: one exchange at a time, its answer parsed as it arrives."""
 
-    def __init__(self, origin: tuple[str, int, bool], max_body: int) -> None:
+    def __init__(self, origin: tuple[str, int, bool]) -> None:
         self.origin = origin
-        self.max_body = max_body
+        self.max_body: int | None = None
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.closed = False
         self.reusable = False
         self.idle_since = 0.0
+        self._exchanging = False  # a request sent, its answer neither whole nor failed
         self._answer: asyncio.Future[tuple[int, _Headers, list[bytes]]] | None = None
         self._status = 0
         self._headers = _Headers()
+        self._raw: list[tuple[bytes, bytes]] = []
         self._chunks: list[bytes] = []
         self._size = 0
         self._head = 0  # bytes received while the header fields are incomplete; -1 after
         self._fields = 0  # bytes of the header fields parsed
         self._received = False
         self._complete = False
+        # Streaming (`open`): the body is handed over as it arrives, not gathered.
+        self._streaming = False
+        self._opened: asyncio.Future[None] | None = None
+        self._queue: deque[bytes] = deque()
+        self._queued = 0
+        self._more: asyncio.Future[None] | None = None
+        self._error: Exception | None = None
+        self._paused = False
 
     # -- the exchange ---------------------------------------------------------------------
 
-    def send(self, request: bytes) -> asyncio.Future[tuple[int, _Headers, list[bytes]]]:
-        """Write `request`; the future is the answer: status, header fields, body chunks."""
-        assert self.transport is not None  # noqa: S101 (connected before it is handed out)
+    def send(
+        self, request: bytes, max_body: int
+    ) -> asyncio.Future[tuple[int, _Headers, list[bytes]]]:
+        """Write `request`; the future is the whole answer: status, header fields, body
+        chunks (at most `max_body` bytes)."""
+        self._start(max_body, streaming=False)
         self._answer = answer = asyncio.get_running_loop().create_future()
-        self._status, self._headers, self._chunks = 0, _Headers(), []
-        self._size, self._received, self._complete, self.reusable = 0, False, False, False
-        self._head, self._fields = 0, 0
-        self.transport.write(request)
+        self._write(request)
         return answer
+
+    def open(self, request: bytes) -> asyncio.Future[None]:
+        """Write `request`; the future is done when the answer's status and header fields
+        are in. Then `next_chunk` hands the body over as it arrives (no cap)."""
+        self._start(None, streaming=True)
+        self._opened = opened = asyncio.get_running_loop().create_future()
+        self._write(request)
+        return opened
+
+    def _start(self, max_body: int | None, *, streaming: bool) -> None:
+        self.max_body, self._streaming, self._exchanging = max_body, streaming, True
+        self._status, self._headers, self._raw, self._chunks = 0, _Headers(), [], []
+        self._size, self._received, self._complete, self.reusable = 0, False, False, False
+        self._head, self._fields, self._error = 0, 0, None
+        self._answer = self._opened = self._more = None
+        self._queue.clear()
+        self._queued = 0
+
+    def _write(self, request: bytes) -> None:
+        assert self.transport is not None  # noqa: S101 (connected before it is handed out)
+        if self._paused:
+            self._paused = False
+            self.transport.resume_reading()
+        self.transport.write(request)
+
+    @property
+    def status(self) -> int:
+        return self._status
+
+    @property
+    def headers(self) -> _Headers:
+        return self._headers
+
+    @property
+    def raw_headers(self) -> list[tuple[bytes, bytes]]:
+        return self._raw
+
+    @property
+    def complete(self) -> bool:
+        return self._complete
+
+    async def next_chunk(self, read_timeout: float) -> bytes:
+        """The next piece of a streamed body; b"" at its end. Waits at most `read_timeout`
+        seconds for it (`httpx.ReadTimeout`); a failed answer raises its error."""
+        while True:
+            if self._queue:
+                chunk = self._queue.popleft()
+                self._queued -= len(chunk)
+                if self._paused and self._queued <= _LOW_WATER and self.transport is not None:
+                    self._paused = False
+                    self.transport.resume_reading()
+                return chunk
+            if self._complete:
+                return b""
+            if self._error is not None:
+                raise self._error
+            self._more = more = asyncio.get_running_loop().create_future()
+            try:
+                async with asyncio.timeout(read_timeout):
+                    await more
+            except TimeoutError:
+                raise httpx.ReadTimeout(f"no more of the answer within {read_timeout}s") from None
+            finally:
+                self._more = None
+
+    def whole(self) -> bytes | None:
+        """A streamed body that is all in already, taken; else None."""
+        if not self._complete:
+            return None
+        body = b"".join(self._queue)
+        self._queue.clear()
+        self._queued = 0
+        return body
 
     def close(self) -> None:
         self.closed = True
@@ -130,10 +217,29 @@ class _Connection(asyncio.Protocol):
                 pass
 
     def _fail(self, error: Exception) -> None:
+        if self._exchanging:
+            self._exchanging = False
+            self._error = error
+            answer, opened = self._answer, self._opened
+            if answer is not None and not answer.done():
+                answer.set_exception(error)
+            if opened is not None and not opened.done():
+                opened.set_exception(error)
+            self._wake_reader()
+        self.close()
+
+    def _finish(self) -> None:
+        """The whole answer is in."""
+        self._exchanging = False
         answer = self._answer
         if answer is not None and not answer.done():
-            answer.set_exception(error)
-        self.close()
+            answer.set_result((self._status, self._headers, self._chunks))
+        self._wake_reader()
+
+    def _wake_reader(self) -> None:
+        more = self._more
+        if more is not None and not more.done():
+            more.set_result(None)
 
     # -- asyncio.Protocol ---------------------------------------------------------------
 
@@ -141,8 +247,7 @@ class _Connection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
 
     def data_received(self, data: bytes) -> None:
-        answer = self._answer
-        if answer is None or answer.done():  # bytes nobody asked for: out of step
+        if not self._exchanging:  # bytes nobody asked for: out of step
             self.close()
             return
         self._received = True
@@ -161,21 +266,21 @@ class _Connection(asyncio.Protocol):
                 self._fail(mine)
                 return
             self.close()  # bytes after the whole answer (_OutOfStep): never reused
-        if self._complete and not answer.done():
-            answer.set_result((self._status, self._headers, self._chunks))
+        if self._complete and self._exchanging:
+            self._finish()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.reusable = False
-        answer = self._answer
-        if answer is None or answer.done():
+        if not self._exchanging:
             return
         if not self._received:
-            answer.set_exception(_Stale())
+            self._fail(_Stale())
         elif exc is None and self._status >= 200 and self._until_close():
-            answer.set_result((self._status, self._headers, self._chunks))
+            self._complete = True
+            self._finish()
         else:
-            answer.set_exception(httpx.RemoteProtocolError("the server closed mid-answer"))
+            self._fail(httpx.RemoteProtocolError("the server closed mid-answer"))
 
     def _until_close(self) -> bool:
         """Whether the body ends with the connection (no length, not chunked)."""
@@ -196,6 +301,7 @@ class _Connection(asyncio.Protocol):
         self._fields += len(name) + len(value) + 4
         if self._fields > _MAX_HEAD:  # stops the parser: feed_data raises
             raise httpx.RemoteProtocolError("the answer's header fields are too long")
+        self._raw.append((name, value))
         key = name.decode("latin-1").lower()
         text = value.decode("latin-1")
         old = self._headers.get(key)
@@ -203,28 +309,43 @@ class _Connection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self._status = self.parser.get_status_code()
-        if self._status >= 200:
-            self._head = -1
+        if self._status < 200:
+            return  # an interim answer: its fields are dropped at its end
+        self._head = -1
+        limit = self.max_body
         declared = self._headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_body:
-            self._fail(BodyTooLarge(f"declared {declared} bytes, more than {self.max_body}"))
+        if limit is not None and declared.isdigit() and int(declared) > limit:
+            self._fail(BodyTooLarge(f"declared {declared} bytes, more than {limit}"))
+            return
+        opened = self._opened
+        if opened is not None and not opened.done():
+            opened.set_result(None)
 
     def on_body(self, body: bytes) -> None:
+        if self._streaming:
+            self._queue.append(body)
+            self._queued += len(body)
+            if self._queued > _HIGH_WATER and not self._paused and self.transport is not None:
+                self._paused = True  # the reader is behind: stop reading the socket
+                self.transport.pause_reading()
+            self._wake_reader()
+            return
         self._size += len(body)
-        if self._size > self.max_body:
+        if self.max_body is not None and self._size > self.max_body:
             self._fail(BodyTooLarge(f"more than {self.max_body} bytes"))
             return
         self._chunks.append(body)
 
     def on_message_complete(self) -> None:
         if self._status < 200:  # an interim answer (103 Early Hints): the real one follows
-            self._status, self._headers, self._chunks, self._size = 0, _Headers(), [], 0
+            self._status, self._headers, self._raw, self._chunks = 0, _Headers(), [], []
+            self._size = 0
             return
         self._complete = True
         self.reusable = self.parser.should_keep_alive() and not self.closed
 
 
-class Http1Fetcher:
+class Http1Client:
     """GET whole answers over pooled HTTP/1.1 connections (see the module docstring).
     `tls`: the context https connections verify with. `max_connections` None: no bound.
     The pool belongs to the event loop of its first request; another loop starts afresh."""
@@ -250,16 +371,14 @@ class Http1Fetcher:
         self._heads: dict[tuple[str, tuple[tuple[str, str], ...]], bytes] = {}
 
     async def fetch(self, url: str, headers: Mapping[str, str]) -> RawAnswer:
+        """GET `url`: the whole answer, its body decoded, at most `max_body` bytes."""
         origin, target = self._split(url)
-        request = f"GET {target} HTTP/1.1\r\n".encode() + self._head(origin, headers)
-        loop = asyncio.get_running_loop()
-        if loop is not self._loop:
-            self._abandon()
-            self._loop = loop
+        request = b"GET %s HTTP/1.1\r\n%s\r\n" % (target.encode(), self._head(origin, headers))
+        self._on_this_loop()
         for attempt in (1, 2):
             connection, reused = await self._acquire(origin)
             try:
-                status, fields, chunks = await connection.send(request)
+                status, fields, chunks = await connection.send(request, self.max_body)
             except _Stale:
                 self._discard(connection)
                 if reused and attempt == 1:
@@ -282,8 +401,49 @@ class Http1Fetcher:
             return RawAnswer(status, fields, body)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    async def stream(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        *,
+        read_timeout: float,
+    ) -> StreamedAnswer:
+        """See `app.streaming.Streamer.stream`: the answer once its status and header fields
+        are in, its body read as the caller iterates it. Never sent twice: a connection the
+        server closed while idle fails the request (as aiohttp does for a POST)."""
+        if not method.isalpha() or not method.isupper():
+            raise httpx.LocalProtocolError("not an HTTP method")
+        origin, target = self._split(url)
+        length = b"" if body is None else b"Content-Length: %d\r\n" % len(body)
+        head = self._head(origin, {k: v for k, v in headers.items() if not _is_length(k)})
+        request = b"%s %s HTTP/1.1\r\n%s%s\r\n" % (method.encode(), target.encode(), head, length)
+        self._on_this_loop()
+        async with asyncio.timeout(read_timeout):
+            connection, _ = await self._acquire(origin)
+        try:
+            async with asyncio.timeout(read_timeout):
+                await connection.open(request + body if body else request)
+        except _Stale:
+            self._discard(connection)
+            raise httpx.RemoteProtocolError("the server closed without answering") from None
+        except TimeoutError:
+            self._discard(connection)
+            raise httpx.ReadTimeout(f"no answer within {read_timeout}s") from None
+        except BaseException:
+            self._discard(connection)
+            raise
+        return _StreamedAnswer(self, connection, read_timeout)
+
     async def aclose(self) -> None:
         self._abandon()
+
+    def _on_this_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._abandon()
+            self._loop = loop
 
     # -- requests -----------------------------------------------------------------------
 
@@ -304,16 +464,24 @@ class Http1Fetcher:
         return origin, target
 
     def _head(self, origin: _Origin, headers: Mapping[str, str]) -> bytes:
-        """The request's header lines (the upstream client sends the same few each time)."""
+        """The request's header lines, each ending in CRLF (the clients send the same few
+        each time: they are built once)."""
         key = (origin.authority, tuple(headers.items()))
         head = self._heads.get(key)
         if head is None:
             lines = [f"Host: {origin.authority}", *(f"{k}: {v}" for k, v in key[1])]
+            for name, _ in key[1]:
+                if not _TOKEN.fullmatch(name):
+                    raise httpx.LocalProtocolError("a header name that is not a token")
             for line in lines:
                 if _UNSAFE.search(line):
+                    # Never the line itself in the message: its value may be a credential.
                     raise httpx.LocalProtocolError("a header holds a control character")
-            head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-            if len(self._heads) < 16:
+            try:
+                head = "".join(f"{line}\r\n" for line in lines).encode("latin-1")
+            except UnicodeEncodeError:
+                raise httpx.LocalProtocolError("a header HTTP/1.1 cannot carry") from None
+            if len(self._heads) < 64:
                 self._heads[key] = head
         return head
 
@@ -351,7 +519,7 @@ class Http1Fetcher:
 
     async def _connect(self, origin: _Origin) -> _Connection:
         loop = asyncio.get_running_loop()
-        connection = _Connection(origin.key, self.max_body)
+        connection = _Connection(origin.key)
         self._opening += 1
         try:
             await loop.create_connection(
@@ -412,7 +580,7 @@ class Http1Fetcher:
                 waiter.set_result(None)
 
     def __repr__(self) -> str:
-        return f"<Http1Fetcher open={self._count()} max_connections={self.max_connections}>"
+        return f"<Http1Client open={self._count()} max_connections={self.max_connections}>"
 
 
 def _origin(scheme: str, authority: str) -> _Origin:
@@ -438,3 +606,46 @@ def _origin(scheme: str, authority: str) -> _Origin:
 async def _each(chunks: list[bytes]) -> AsyncIterator[bytes]:
     for chunk in chunks:
         yield chunk
+
+
+def _is_length(name: str) -> bool:
+    return name.lower() in ("content-length", "transfer-encoding")  # the body's own framing
+
+
+class _StreamedAnswer:
+    """A streamed answer (`app.streaming.StreamedAnswer`) on one of the client's
+    connections, which goes back to the pool when the body was read to its end."""
+
+    def __init__(self, client: Http1Client, connection: _Connection, read_timeout: float):
+        self._client = client
+        self._connection: _Connection | None = connection
+        self._read_timeout = read_timeout
+        self.status_code = connection.status
+        self.headers: Mapping[str, str] = connection.headers
+        self.raw_headers: Sequence[tuple[bytes, bytes]] = connection.raw_headers
+
+    async def aiter_bytes(self) -> AsyncIterator[bytes]:
+        async for piece in decoded(self._chunks(), self.headers.get("content-encoding")):
+            yield piece
+
+    async def _chunks(self) -> AsyncIterator[bytes]:
+        connection = self._connection
+        if connection is None:
+            raise httpx.StreamClosed()
+        while chunk := await connection.next_chunk(self._read_timeout):
+            yield chunk
+
+    def received(self) -> bytes | None:
+        coding = self.headers.get("content-encoding")
+        if self._connection is None or (coding and coding.strip().lower() != "identity"):
+            return None
+        return self._connection.whole()
+
+    async def aclose(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        if connection.complete:
+            self._client._release(connection)
+        else:  # read only in part: the connection is out of step, closed (the upstream
+            self._client._discard(connection)  # sees the caller leave)

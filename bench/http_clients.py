@@ -108,9 +108,9 @@ async def stores_http1(url: str, requests: int) -> float:
 
 async def upstream_http1(url: str, requests: int) -> float:
     from app.tls import context_for
-    from app.upstream_http1 import Http1Fetcher
+    from app.upstream_http1 import Http1Client
 
-    fetcher = Http1Fetcher(tls=context_for(url))
+    fetcher = Http1Client(tls=context_for(url))
 
     async def get(number: int) -> None:
         answer = await fetcher.fetch(f"{url}?{_query(number)}", HEADERS)

@@ -53,7 +53,7 @@ def fake() -> Iterator[FakeOpenAI]:
         yield upstream
 
 
-@pytest.fixture(scope="module", params=["aiohttp", "httpx"])
+@pytest.fixture(scope="module", params=["http1", "aiohttp", "httpx"])
 def served(request: pytest.FixtureRequest, fake: FakeOpenAI) -> Iterator[Served]:
     with Served(fake.base_url, request.param) as server:
         yield server
@@ -140,7 +140,7 @@ def test_an_answer_that_does_not_start_in_time_is_504(served: Served, fake: Fake
     assert caught.value.body["code"] == "upstream_timeout"  # type: ignore[index]
 
 
-@pytest.mark.parametrize("network", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("network", ["http1", "aiohttp", "httpx"])
 def test_an_unreachable_upstream_is_502(network: str) -> None:
     nowhere = f"http://127.0.0.1:{free_port()}/v1"
     with (

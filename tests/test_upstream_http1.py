@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from app.upstream_body import BodyTooLarge
-from app.upstream_http1 import Http1Fetcher
+from app.upstream_http1 import Http1Client
 from tests.stub_upstream import StubUpstream
 from tests.tls_support import certificate, serving_context
 
@@ -94,8 +94,8 @@ def run(scenario: Callable[[], Awaitable[None]]) -> None:
     asyncio.run(asyncio.wait_for(scenario(), 30))
 
 
-def fetcher(**options: object) -> Http1Fetcher:
-    return Http1Fetcher(tls=ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT), **options)  # type: ignore[arg-type]
+def fetcher(**options: object) -> Http1Client:
+    return Http1Client(tls=ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT), **options)  # type: ignore[arg-type]
 
 
 def test_one_connection_serves_sequential_requests_with_the_given_headers() -> None:
@@ -307,12 +307,12 @@ def test_https_verifies_the_server_certificate(tmp_path: Path) -> None:
     with StubUpstream(ssl_context=serving_context(cert_file, key_file)) as stub:
 
         async def scenario() -> None:
-            good = Http1Fetcher(tls=trusting)
+            good = Http1Client(tls=trusting)
             answer = await good.fetch(f"{stub.base_url}/genres", {"Accept": "application/json"})
             assert answer.status == 200 and b"Technology" in answer.body
             await good.aclose()
             with pytest.raises(httpx.ConnectError):  # a context that does not trust it
-                await Http1Fetcher(tls=ssl.create_default_context()).fetch(
+                await Http1Client(tls=ssl.create_default_context()).fetch(
                     f"{stub.base_url}/genres", {}
                 )
 

@@ -3,10 +3,10 @@ Lambda safe), the key injected, nothing of the caller's request copied implicitl
 
 Unlike the podcast client (app/upstream.py, GET and whole JSON bodies), this one sends
 bodies and hands back the answer unread (app/streaming.py), for the gateway to relay as it
-arrives. The network is picked like the podcast client's (`network_transport`): aiohttp's
-when installed (it streams natively: on the chat benchmark httpx's client and connection
-pool cost more than the rest of the request), else httpx's; a given httpx transport
-(sample data, tests) is used through an `httpx.AsyncClient`.
+arrives. The network is picked like the podcast client's: in a server, the HTTP/1.1
+client of app/upstream_http1.py (it streams natively, at a third of aiohttp's CPU a
+request); "aiohttp" or, without the `server` extra, httpx's own (`network_transport`); a
+given httpx transport (sample data, tests) is used through `HttpxStreamer`.
 """
 
 from __future__ import annotations
@@ -18,11 +18,13 @@ from urllib.parse import urlencode
 import httpx
 
 from app.streaming import HttpxStreamer, StreamedAnswer, Streamer
+from app.tls import context_for
 from app.upstream import network_transport
 
 __all__ = ["OpenAIUpstream", "StreamedAnswer"]
 
 _USER_AGENT = "podcast-plugin-proxy-openai-gateway/0.1"
+_HTTP1 = ("auto", "http1")
 
 
 class OpenAIUpstream:
@@ -55,10 +57,19 @@ class OpenAIUpstream:
         self._streamer: Streamer | None = None
 
     def _network(self) -> Streamer:
+        # No bound on open connections: a streamed answer holds its connection for the
+        # whole generation, so a pool of N would queue caller N+1 behind the others'
+        # streams until OPENAI_TIMEOUT (504). Callers are bounded where they connect.
+        if self._streamer is None and self._transport is None and self._prefer in _HTTP1:
+            try:
+                from app.upstream_http1 import Http1Client
+            except ImportError:  # httptools comes with the `server` extra
+                if self._prefer == "http1":
+                    raise
+            else:
+                tls = context_for(self.base_url)
+                self._streamer = Http1Client(tls=tls, max_connections=None)
         if self._streamer is None:
-            # No bound on open connections: a streamed answer holds its connection for the
-            # whole generation, so a pool of N would queue caller N+1 behind the others'
-            # streams until OPENAI_TIMEOUT (504). Callers are bounded where they connect.
             transport = self._transport or network_transport(
                 self.base_url, self._prefer, max_connections=None
             )
