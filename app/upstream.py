@@ -110,12 +110,12 @@ class HttpxFetcher:
 def network_transport(
     base_url: str, prefer: str = "auto", *, max_connections: int | None = 100
 ) -> httpx.AsyncBaseTransport:
-    """The pooled network transport to `base_url`: aiohttp's (the `server` extra) for
-    long-running servers, where it is several times faster; httpx's own where aiohttp is
-    absent or not wanted (AWS Lambda: one request at a time, and httpx's transport costs no
-    extra import), with the process's one TLS context (app/tls.py). `max_connections` None:
-    no bound on open connections (httpx keeps up to 100 idle ones; aiohttp closes
-    idle ones after 30 s)."""
+    """The pooled httpx transport to `base_url`, where app/upstream_http1.py's client is not
+    used: aiohttp's when asked for ("aiohttp", or "auto" and "http1" without httptools but
+    with aiohttp); httpx's own otherwise (AWS Lambda: one request at a time, and httpx's
+    transport costs no extra import), with the process's one TLS context (app/tls.py).
+    `max_connections` None: no bound on open connections (httpx keeps up to 100 idle ones;
+    aiohttp closes idle ones after 30 s)."""
     if prefer != "httpx":
         try:
             from app.aiohttp_transport import AiohttpTransport
