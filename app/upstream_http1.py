@@ -232,8 +232,12 @@ class _Connection(asyncio.Protocol):
         self.close()
 
     def _finish(self) -> None:
-        """The whole answer is in."""
+        """The whole answer is in: nothing more to hold back. Reading goes on (paused, a
+        connection in the pool would not see the server close it, nor stray bytes)."""
         self._exchanging = False
+        if self._paused and not self.closed and self.transport is not None:
+            self._paused = False
+            self.transport.resume_reading()
         answer = self._answer
         if answer is not None and not answer.done():
             answer.set_result((self._status, self._headers, self._chunks))

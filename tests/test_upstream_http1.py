@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from app.upstream_body import BodyTooLarge
-from app.upstream_http1 import Http1Client
+from app.upstream_http1 import _HIGH_WATER, Http1Client
 from tests.stub_upstream import StubUpstream
 from tests.tls_support import certificate, serving_context
 
@@ -435,6 +435,30 @@ def test_idle_connections_of_another_origin_do_not_block_a_request() -> None:
             async with asyncio.timeout(2):
                 other = await client.fetch(f"http://localhost:{server.port}/b", {})
             assert other.body == b"fine"
+            await client.aclose()
+
+    run(scenario)
+
+
+def test_a_stream_whole_while_reading_is_paused_leaves_reading_on_in_the_pool() -> None:
+    # One byte past the high-water mark: reading pauses on the read that ends the body.
+    # Pooled still paused, the connection would never see the server close it while idle,
+    # and the next request (never sent twice) would fail on it.
+    async def scenario() -> None:
+        async def answer(number: int, head: bytes) -> bytes:
+            return Close(ok(b"x" * (_HIGH_WATER + 1)))  # and closed while idle
+
+        async with Scripted(answer) as server:
+            client = fetcher(max_connections=None)
+            first = await client.stream("GET", f"{server.url}/a", {}, None, read_timeout=2)
+            await asyncio.sleep(0.2)  # the whole answer arrives, unread
+            body = first.received()
+            assert body is not None and len(body) == _HIGH_WATER + 1
+            await first.aclose()
+            await asyncio.sleep(0.1)  # the server's close reaches the client
+            second = await client.stream("GET", f"{server.url}/b", {}, None, read_timeout=2)
+            assert second.status_code == 200 and server.connections == 2
+            await second.aclose()
             await client.aclose()
 
     run(scenario)
