@@ -427,8 +427,11 @@ class Http1Client:
         head = self._head(origin, {k: v for k, v in headers.items() if not _is_length(k)})
         request = b"%s %s HTTP/1.1\r\n%s%s\r\n" % (method.encode(), target.encode(), head, length)
         self._on_this_loop()
-        async with asyncio.timeout(read_timeout):
-            connection, _ = await self._acquire(origin)
+        try:
+            async with asyncio.timeout(read_timeout):
+                connection, _ = await self._acquire(origin)
+        except TimeoutError:
+            raise httpx.ConnectTimeout(f"no connection within {read_timeout}s") from None
         try:
             async with asyncio.timeout(read_timeout):
                 await connection.open(request + body if body else request)

@@ -462,3 +462,19 @@ def test_a_stream_whole_while_reading_is_paused_leaves_reading_on_in_the_pool() 
             await client.aclose()
 
     run(scenario)
+
+
+def test_a_stream_that_cannot_connect_in_time_is_a_connect_timeout() -> None:
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+
+        async def unanswered(*args: object, **kwargs: object) -> None:
+            await asyncio.sleep(10)
+
+        loop.create_connection = unanswered  # type: ignore[method-assign,assignment]
+        client = fetcher(max_connections=None)
+        with pytest.raises(httpx.ConnectTimeout):
+            await client.stream("GET", "http://127.0.0.1:9/", {}, None, read_timeout=0.1)
+        assert client._count() == 0
+
+    run(scenario)
