@@ -420,7 +420,7 @@ class Http1Client:
         """See `app.streaming.Streamer.stream`: the answer once its status and header fields
         are in, its body read as the caller iterates it. Never sent twice: a connection the
         server closed while idle fails the request (as aiohttp does for a POST)."""
-        if not method.isalpha() or not method.isupper():
+        if not (method.isascii() and method.isalpha() and method.isupper()):
             raise httpx.LocalProtocolError("not an HTTP method")
         origin, target = self._split(url)
         length = b"" if body is None else b"Content-Length: %d\r\n" % len(body)

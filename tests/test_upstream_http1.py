@@ -478,3 +478,14 @@ def test_a_stream_that_cannot_connect_in_time_is_a_connect_timeout() -> None:
         assert client._count() == 0
 
     run(scenario)
+
+
+def test_a_stream_method_must_be_an_ascii_token() -> None:
+    async def scenario() -> None:
+        async with Scripted(lambda number, head: asyncio.sleep(0, ok())) as server:
+            client = fetcher(max_connections=None)
+            with pytest.raises(httpx.LocalProtocolError):
+                await client.stream("GÉT", server.url, {}, None, read_timeout=1)
+            assert server.connections == 0
+
+    run(scenario)
