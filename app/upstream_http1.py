@@ -550,8 +550,13 @@ class Http1Client:
     def _release(self, connection: _Connection) -> None:
         self._busy.discard(connection)
         if connection.reusable and not connection.closed and self._loop is not None:
-            connection.idle_since = self._loop.time()
-            self._idle.setdefault(connection.origin, []).append(connection)
+            now = connection.idle_since = self._loop.time()
+            idle = self._idle.setdefault(connection.origin, [])
+            idle.append(connection)
+            # The oldest idle ones (taken last) are closed once past `keepalive`, or once
+            # the server closed them: a burst's connections do not stay open for good.
+            while idle[0].closed or now - idle[0].idle_since > self.keepalive:
+                idle.pop(0).close()
         else:
             connection.close()
         self._wake()
@@ -650,6 +655,14 @@ class _StreamedAnswer:
         if self._connection is None or (coding and coding.strip().lower() != "identity"):
             return None
         return self._connection.whole()
+
+    def __del__(self) -> None:
+        # Dropped without `aclose` (a bug of the caller's): its connection is closed, not
+        # held busy for good. Nothing else is safe here: no awaiting, no logging.
+        connection = self._connection
+        if connection is not None:
+            self._connection = None
+            self._client._discard(connection)
 
     async def aclose(self) -> None:
         connection, self._connection = self._connection, None

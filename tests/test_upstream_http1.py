@@ -5,6 +5,8 @@ over https. What reached the server, what came back, and which connections were 
 from __future__ import annotations
 
 import asyncio
+import gc
+import re
 import socket
 import ssl
 import struct
@@ -35,11 +37,18 @@ class Scripted:
     def __init__(self, handler: Handler) -> None:
         self.handler = handler
         self.heads: list[bytes] = []
+        self.bodies: list[bytes] = []  # each request's body (by its Content-Length)
         self.connections = 0
         self.closed_by_client = 0
         self.server: asyncio.Server | None = None
         self.port = 0
         self._handlers: set[asyncio.Task[None]] = set()
+        self._writer: asyncio.StreamWriter | None = None
+
+    def send_more(self, data: bytes) -> None:
+        """More bytes on the connection of the last answer (the rest of a stream)."""
+        assert self._writer is not None
+        self._writer.write(data)
 
     @property
     def url(self) -> str:
@@ -71,6 +80,9 @@ class Scripted:
                     self.closed_by_client += 1
                     return
                 self.heads.append(head)
+                length = re.search(rb"\r\ncontent-length: *(\d+)", head, re.IGNORECASE)
+                self.bodies.append(await reader.readexactly(int(length[1])) if length else b"")
+                self._writer = writer
                 answer = await self.handler(number, head)
                 if answer is None:
                     return
@@ -487,5 +499,108 @@ def test_a_stream_method_must_be_an_ascii_token() -> None:
             with pytest.raises(httpx.LocalProtocolError):
                 await client.stream("GÉT", server.url, {}, None, read_timeout=1)
             assert server.connections == 0
+
+    run(scenario)
+
+
+def test_a_stream_hands_chunks_over_as_they_arrive_and_then_reuses_its_connection() -> None:
+    async def scenario() -> None:
+        async def answer(number: int, head: bytes) -> bytes:
+            if b"/v1/y" in head:
+                return ok()
+            return b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfirst\r\n"
+
+        async with Scripted(answer) as server:
+            client = fetcher(max_connections=None)
+            opened = await client.stream(
+                "POST", f"{server.url}/v1/x", {"Content-Type": "a/b"}, b"abc", read_timeout=2
+            )
+            chunks = opened.aiter_bytes()
+            assert await anext(chunks) == b"first"  # before the rest exists
+            assert opened.received() is None  # not whole yet
+            server.send_more(b"6\r\nsecond\r\n0\r\n\r\n")
+            assert [c async for c in chunks] == [b"second"]
+            await opened.aclose()
+            again = await client.stream("GET", f"{server.url}/v1/y", {}, None, read_timeout=2)
+            assert again.status_code == 200
+            await again.aclose()
+            await client.aclose()
+        assert server.connections == 1
+        assert server.heads[0].startswith(b"POST /v1/x HTTP/1.1\r\n")
+        assert b"\r\nContent-Length: 3\r\n" in server.heads[0]
+        assert server.bodies[0] == b"abc"
+
+    run(scenario)
+
+
+def test_a_stream_closed_before_its_end_closes_its_connection() -> None:
+    async def scenario() -> None:
+        async def answer(number: int, head: bytes) -> bytes:
+            return b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfirst\r\n"
+
+        async with Scripted(answer) as server:
+            client = fetcher(max_connections=None)
+            opened = await client.stream("GET", f"{server.url}/a", {}, None, read_timeout=2)
+            assert await anext(opened.aiter_bytes()) == b"first"
+            await opened.aclose()
+            await opened.aclose()  # twice: nothing more
+            await asyncio.sleep(0.1)
+            assert server.closed_by_client == 1 and client._count() == 0
+            await client.aclose()
+
+    run(scenario)
+
+
+def test_a_stream_whose_answer_does_not_start_in_time_is_a_read_timeout() -> None:
+    async def scenario() -> None:
+        async def answer(number: int, head: bytes) -> bytes:
+            await asyncio.sleep(30)
+            return ok()
+
+        async with Scripted(answer) as server:
+            client = fetcher(max_connections=None)
+            with pytest.raises(httpx.ReadTimeout):
+                await client.stream("GET", f"{server.url}/a", {}, None, read_timeout=0.2)
+            assert client._count() == 0
+            await client.aclose()
+
+    run(scenario)
+
+
+def test_a_stream_dropped_without_aclose_gives_its_connection_back() -> None:
+    async def scenario() -> None:
+        async def answer(number: int, head: bytes) -> bytes:
+            return b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfirst\r\n"
+
+        async with Scripted(answer) as server:
+            client = fetcher(max_connections=None)
+            opened = await client.stream("GET", f"{server.url}/a", {}, None, read_timeout=2)
+            assert client._count() == 1
+            del opened
+            gc.collect()
+            assert client._count() == 0
+            await client.aclose()
+
+    run(scenario)
+
+
+def test_idle_connections_past_keepalive_are_closed_when_another_comes_back() -> None:
+    async def scenario() -> None:
+        async def answer(number: int, head: bytes) -> bytes:
+            await asyncio.sleep(0.3 if b"/later" in head else 0.05)
+            return ok()
+
+        async with Scripted(answer) as server:
+            client = fetcher(max_connections=None, keepalive=0.4)
+            await asyncio.gather(*(client.fetch(f"{server.url}/{n}", {}) for n in range(3)))
+            assert client._count() == 3  # a burst: three idle connections
+            await asyncio.sleep(0.2)
+            # Takes the newest (0.2 s idle), gives it back 0.3 s later: the two others
+            # have been idle past keepalive by then.
+            await client.fetch(f"{server.url}/later", {})
+            await asyncio.sleep(0.1)
+            assert client._count() == 1
+            assert server.closed_by_client == 2
+            await client.aclose()
 
     run(scenario)

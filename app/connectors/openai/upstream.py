@@ -31,7 +31,8 @@ class OpenAIUpstream:
     """Sends requests to `base_url` (e.g. https://api.openai.com/v1) with the key from `key()`
     as `Authorization: Bearer` (none when it returns None: the sample transport needs none),
     plus `OpenAI-Organization` / `OpenAI-Project` when configured. `transport` replaces the
-    network; `prefer` picks it otherwise: "auto" (aiohttp when installed), "aiohttp", "httpx"."""
+    network; `prefer` picks it otherwise: "auto" or "http1" (app/upstream_http1.py's client
+    when httptools is installed), "aiohttp", "httpx"."""
 
     def __init__(
         self,
