@@ -27,6 +27,11 @@ class _Recorder:
             await self.release.wait()
 
 
+async def _written(store: _Recorder, batches: int) -> None:
+    while len(store.batches) < batches:  # noqa: ASYNC110 (a poll: the recorder has no event)
+        await asyncio.sleep(0.01)
+
+
 def test_rows_put_during_a_write_wait_for_their_own_window() -> None:
     """A row put while a batch is being written is not written the moment that write ends
     (a store kept busy with tiny batches): it waits out its own window, with the rows that
@@ -34,7 +39,7 @@ def test_rows_put_during_a_write_wait_for_their_own_window() -> None:
 
     async def scenario() -> tuple[list[list[str]], list[list[str]]]:
         store = _Recorder()
-        behind = WriteBehind(store.write, "test", window=0.05)
+        behind = WriteBehind(store.write, "test", window=0.5)
         store.hold = True
         behind.put("a", b"1", 100.0, 0.0)
         await asyncio.wait_for(store.started.wait(), 1)  # the window's write of "a" runs
@@ -43,7 +48,7 @@ def test_rows_put_during_a_write_wait_for_their_own_window() -> None:
         await asyncio.sleep(0.01)  # the write of "a" has ended; b's window has not
         when_a_ended = [list(batch) for batch in store.batches]
         behind.put("c", b"3", 100.0, 0.0)  # joins b's window
-        await asyncio.sleep(0.15)
+        await asyncio.wait_for(_written(store, 2), 5)
         return when_a_ended, store.batches
 
     when_a_ended, batches = asyncio.run(scenario())

@@ -101,6 +101,15 @@ def ok(body: bytes = b"ok", *extra: str) -> bytes:
     return f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n{fields}\r\n".encode() + body
 
 
+async def until(condition: Callable[[], bool], seconds: float = 5.0) -> None:
+    """Wait for `condition` (polled), at most `seconds`: the test then goes on and its own
+    assertion says what did not happen. No fixed sleeps: CI machines are slow at times."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    # A poll: the states waited for (a socket closed, bytes arrived) have no event.
+    while not condition() and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
+
+
 def run(scenario: Callable[[], Awaitable[None]]) -> None:
     """Run `scenario`, failing (not hanging) if the client waits forever (a lost wake-up)."""
     asyncio.run(asyncio.wait_for(scenario(), 30))
@@ -427,7 +436,7 @@ def test_aclose_fails_busy_requests_and_opens_nothing_after() -> None:
             client = fetcher()
             await client.fetch(f"{server.url}/first", {})
             busy = asyncio.create_task(client.fetch(f"{server.url}/busy", {}))
-            await asyncio.sleep(0.05)
+            await until(lambda: len(server.heads) == 2)  # the busy request is in the server
             await client.aclose()
             with pytest.raises(httpx.TransportError):
                 await busy
@@ -463,11 +472,12 @@ def test_a_stream_whole_while_reading_is_paused_leaves_reading_on_in_the_pool() 
         async with Scripted(answer) as server:
             client = fetcher(max_connections=None)
             first = await client.stream("GET", f"{server.url}/a", {}, None, read_timeout=2)
-            await asyncio.sleep(0.2)  # the whole answer arrives, unread
+            await until(lambda: all(c.complete for c in client._busy))  # all in, unread
             body = first.received()
             assert body is not None and len(body) == _HIGH_WATER + 1
             await first.aclose()
-            await asyncio.sleep(0.1)  # the server's close reaches the client
+            # The server closed it: a connection reading sees that (one paused never does).
+            await until(lambda: all(c.closed for idle in client._idle.values() for c in idle))
             second = await client.stream("GET", f"{server.url}/b", {}, None, read_timeout=2)
             assert second.status_code == 200 and server.connections == 2
             await second.aclose()
@@ -544,7 +554,7 @@ def test_a_stream_closed_before_its_end_closes_its_connection() -> None:
             assert await anext(opened.aiter_bytes()) == b"first"
             await opened.aclose()
             await opened.aclose()  # twice: nothing more
-            await asyncio.sleep(0.1)
+            await until(lambda: server.closed_by_client == 1)
             assert server.closed_by_client == 1 and client._count() == 0
             await client.aclose()
 
@@ -587,18 +597,17 @@ def test_a_stream_dropped_without_aclose_gives_its_connection_back() -> None:
 def test_idle_connections_past_keepalive_are_closed_when_another_comes_back() -> None:
     async def scenario() -> None:
         async def answer(number: int, head: bytes) -> bytes:
-            await asyncio.sleep(0.3 if b"/later" in head else 0.05)
+            await asyncio.sleep(1.2 if b"/later" in head else 0.05)
             return ok()
 
         async with Scripted(answer) as server:
-            client = fetcher(max_connections=None, keepalive=0.4)
+            client = fetcher(max_connections=None, keepalive=1.0)
             await asyncio.gather(*(client.fetch(f"{server.url}/{n}", {}) for n in range(3)))
             assert client._count() == 3  # a burst: three idle connections
-            await asyncio.sleep(0.2)
-            # Takes the newest (0.2 s idle), gives it back 0.3 s later: the two others
-            # have been idle past keepalive by then.
+            # Takes the newest (well within keepalive), gives it back 1.2 s later: the two
+            # others have been idle past keepalive by then.
             await client.fetch(f"{server.url}/later", {})
-            await asyncio.sleep(0.1)
+            await until(lambda: server.closed_by_client == 2)
             assert client._count() == 1
             assert server.closed_by_client == 2
             await client.aclose()
