@@ -353,9 +353,11 @@ class _Connection(asyncio.Protocol):
 
 
 class Http1Client:
-    """GET whole answers over pooled HTTP/1.1 connections (see the module docstring).
-    `tls`: the context https connections verify with. `max_connections` None: no bound.
-    The pool belongs to the event loop of its first request; another loop starts afresh."""
+    """Whole answers to GETs (`fetch`, an `app.upstream.Fetcher`) and answers relayed as
+    they arrive (`stream`, an `app.streaming.Streamer`) over pooled HTTP/1.1 connections
+    (see the module docstring). `tls`: the context https connections verify with.
+    `max_connections` None: no bound. `max_body`: the cap of `fetch`'s answers. The pool
+    belongs to the event loop of its first request; another loop starts afresh."""
 
     def __init__(
         self,
