@@ -20,7 +20,7 @@ import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import httpx
 
@@ -36,12 +36,16 @@ from app.observability import current_record
 from app.tls import context_for
 from app.upstream_body import read_capped
 
+if TYPE_CHECKING:
+    from app.upstream_http1 import Http1Client
+
 __all__ = [
     "MAX_UPSTREAM_BYTES",
     "Fetcher",
     "HttpxFetcher",
     "RawAnswer",
     "UpstreamClient",
+    "http1_client",
 ]
 
 log = logging.getLogger("app.upstream")
@@ -136,7 +140,21 @@ def network_transport(
     )
 
 
-_HTTP1 = ("auto", "http1")
+def http1_client(base_url: str, prefer: str, *, max_connections: int | None) -> Http1Client | None:
+    """The HTTP/1.1 client of app/upstream_http1.py for `base_url` when `prefer` picks it
+    ("auto" or "http1") and httptools is installed (the `server` extra); None otherwise
+    ("auto" then falls back to `network_transport`; "http1" without httptools raises)."""
+    if prefer not in ("auto", "http1"):
+        return None
+    try:
+        from app.upstream_http1 import Http1Client
+    except ImportError:
+        if prefer == "http1":
+            raise
+        return None
+    return Http1Client(
+        tls=context_for(base_url), max_connections=max_connections, max_body=MAX_UPSTREAM_BYTES
+    )
 
 
 class UpstreamClient:
@@ -167,15 +185,8 @@ class UpstreamClient:
         self._fetcher: Fetcher | None = None
 
     def _network(self) -> Fetcher:
-        if self._fetcher is None and self._transport is None and self._prefer in _HTTP1:
-            try:
-                from app.upstream_http1 import Http1Client
-            except ImportError:  # httptools comes with the `server` extra
-                if self._prefer == "http1":
-                    raise
-            else:
-                tls = context_for(self.base_url)
-                self._fetcher = Http1Client(tls=tls, max_body=MAX_UPSTREAM_BYTES)
+        if self._fetcher is None and self._transport is None:
+            self._fetcher = http1_client(self.base_url, self._prefer, max_connections=100)
         if self._fetcher is None:
             transport = self._transport or network_transport(self.base_url, self._prefer)
             if isinstance(transport, Fetcher):

@@ -18,13 +18,11 @@ from urllib.parse import urlencode
 import httpx
 
 from app.streaming import HttpxStreamer, StreamedAnswer, Streamer
-from app.tls import context_for
-from app.upstream import network_transport
+from app.upstream import http1_client, network_transport
 
 __all__ = ["OpenAIUpstream", "StreamedAnswer"]
 
 _USER_AGENT = "podcast-plugin-proxy-openai-gateway/0.1"
-_HTTP1 = ("auto", "http1")
 
 
 class OpenAIUpstream:
@@ -61,15 +59,8 @@ class OpenAIUpstream:
         # No bound on open connections: a streamed answer holds its connection for the
         # whole generation, so a pool of N would queue caller N+1 behind the others'
         # streams until OPENAI_TIMEOUT (504). Callers are bounded where they connect.
-        if self._streamer is None and self._transport is None and self._prefer in _HTTP1:
-            try:
-                from app.upstream_http1 import Http1Client
-            except ImportError:  # httptools comes with the `server` extra
-                if self._prefer == "http1":
-                    raise
-            else:
-                tls = context_for(self.base_url)
-                self._streamer = Http1Client(tls=tls, max_connections=None)
+        if self._streamer is None and self._transport is None:
+            self._streamer = http1_client(self.base_url, self._prefer, max_connections=None)
         if self._streamer is None:
             transport = self._transport or network_transport(
                 self.base_url, self._prefer, max_connections=None
