@@ -96,6 +96,14 @@ class Scripted:
             writer.close()
 
 
+FIRST_CHUNK_ONLY = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfirst\r\n"
+"""A streamed answer's head and first chunk; the rest comes later, if ever."""
+
+
+async def first_chunk_only(number: int, head: bytes) -> bytes:
+    return FIRST_CHUNK_ONLY
+
+
 def ok(body: bytes = b"ok", *extra: str) -> bytes:
     fields = "".join(f"{line}\r\n" for line in extra)
     return f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n{fields}\r\n".encode() + body
@@ -518,7 +526,7 @@ def test_a_stream_hands_chunks_over_as_they_arrive_and_then_reuses_its_connectio
         async def answer(number: int, head: bytes) -> bytes:
             if b"/v1/y" in head:
                 return ok()
-            return b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfirst\r\n"
+            return FIRST_CHUNK_ONLY
 
         async with Scripted(answer) as server:
             client = fetcher(max_connections=None)
@@ -545,10 +553,7 @@ def test_a_stream_hands_chunks_over_as_they_arrive_and_then_reuses_its_connectio
 
 def test_a_stream_closed_before_its_end_closes_its_connection() -> None:
     async def scenario() -> None:
-        async def answer(number: int, head: bytes) -> bytes:
-            return b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfirst\r\n"
-
-        async with Scripted(answer) as server:
+        async with Scripted(first_chunk_only) as server:
             client = fetcher(max_connections=None)
             opened = await client.stream("GET", f"{server.url}/a", {}, None, read_timeout=2)
             assert await anext(opened.aiter_bytes()) == b"first"
@@ -579,10 +584,7 @@ def test_a_stream_whose_answer_does_not_start_in_time_is_a_read_timeout() -> Non
 
 def test_a_stream_dropped_without_aclose_gives_its_connection_back() -> None:
     async def scenario() -> None:
-        async def answer(number: int, head: bytes) -> bytes:
-            return b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfirst\r\n"
-
-        async with Scripted(answer) as server:
+        async with Scripted(first_chunk_only) as server:
             client = fetcher(max_connections=None)
             opened = await client.stream("GET", f"{server.url}/a", {}, None, read_timeout=2)
             assert client._count() == 1
