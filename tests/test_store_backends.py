@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from app.store import Limits, StoreUnavailable, open_store
-from app.stores.sqlite import PAGE_SIZE, SCHEMA_VERSION, SqliteStore
+from app.stores import sqlite as sqlite_store
+from app.stores.sqlite import _HERE_MAX_ROWS, PAGE_SIZE, SCHEMA_VERSION, SqliteStore
 
 NOW = 1_795_687_200.0
 ROOT = Path(__file__).resolve().parent.parent
@@ -197,6 +198,110 @@ def test_sqlite_cache_reads_go_on_while_another_process_writes_and_puts_wait_for
         assert await store.kv_get("t:d", NOW) == b"after"
         assert await store.kv_get("t:b", NOW) == b"\x00"
         assert await store.kv_get("t:c0", NOW) is None  # the failed commit stored nothing
+        await store.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_sqlite_cache_batches_commit_on_the_event_loop_unless_it_would_wait(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`kv_put_many` (the cache's batches) commits on the event loop's connection, with no
+    trip to the worker thread, when the file is free; a batch put while another process
+    holds the write lock waits for it on the worker, and so does a batch too large to hold
+    the loop for. Every row is stored either way, and another process sees it at once."""
+    path = tmp_path / "state.db"
+    trips: list[str] = []
+
+    async def scenario() -> None:
+        store = SqliteStore(path, busy_timeout=5.0)
+        run = store._run
+
+        async def counted(work: Any) -> Any:
+            trips.append(getattr(work, "__name__", "?"))
+            return await run(work)
+
+        monkeypatch.setattr(store, "_run", counted)
+        assert await store.kv_get("t:none", NOW) is None  # connects (and migrates): one trip
+        trips.clear()
+        await store.kv_put_many([(f"t:a{n}", b"a" * 100, NOW + 60) for n in range(3)], NOW)
+        assert trips == []
+        outside = sqlite3.connect(path, isolation_level=None)
+        assert outside.execute("SELECT COUNT(*) FROM kv WHERE key LIKE 't:a%'").fetchone() == (3,)
+
+        outside.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        put = asyncio.ensure_future(store.kv_put_many([("t:b", b"b", NOW + 60)], NOW))
+        await asyncio.sleep(0.3)
+        assert not put.done()  # waiting for the lock, on the worker
+        outside.execute("COMMIT")
+        await asyncio.wait_for(put, 5)
+        assert trips == ["write"]
+        assert outside.execute("SELECT value FROM kv WHERE key = 't:b'").fetchone() == (b"b",)
+
+        many = [(f"t:c{n}", b"c", NOW + 60) for n in range(_HERE_MAX_ROWS + 1)]
+        await store.kv_put_many(many, NOW)
+        assert trips == ["write", "write"]
+        count = outside.execute("SELECT COUNT(*) FROM kv WHERE key LIKE 't:c%'").fetchone()
+        assert count == (len(many),)
+        await store.kv_put_many([("t:d", b"d", NOW + 60)], NOW)  # the file is free again
+        assert trips == ["write", "write"]
+        assert await store.kv_get("t:d", NOW) == b"d"
+        outside.close()
+        await store.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_sqlite_checkpoints_what_the_event_loop_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The event loop's connection never checkpoints (it would hold the loop): the worker
+    does, every `_CHECKPOINT_BYTES` written there, so the WAL stays about that small however
+    much the cache writes."""
+    monkeypatch.setattr(sqlite_store, "_CHECKPOINT_BYTES", 64 * 1024)
+    path = tmp_path / "state.db"
+    wal = tmp_path / "state.db-wal"
+
+    async def scenario() -> None:
+        store = SqliteStore(path)
+        assert await store.kv_get("t:none", NOW) is None
+        largest = 0
+        for batch in range(40):  # 40 x 32 KB written
+            rows = [(f"t:{batch}-{n}", bytes([n]) * 8000, NOW + 60) for n in range(4)]
+            await store.kv_put_many(rows, NOW)
+            largest = max(largest, wal.stat().st_size)
+        assert largest < 400_000, largest  # unchecked, the WAL grows to 2.7 MB
+        outside = sqlite3.connect(path, isolation_level=None)
+        assert outside.execute("SELECT COUNT(*) FROM kv").fetchone() == (160,)
+        outside.close()
+        await store.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_sqlite_deletes_expired_entries_every_so_many_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Expired key-value rows are read as absent at once, and deleted from the file by the
+    write that reaches the next `_SWEEP_EVERY` writes (on the worker, batches included)."""
+    monkeypatch.setattr(sqlite_store, "_SWEEP_EVERY", 10)
+    path = tmp_path / "state.db"
+
+    async def scenario() -> None:
+        store = SqliteStore(path)
+        await store.kv_put_many([(f"t:old{n}", b"o", NOW + 1) for n in range(4)], NOW)
+        later = NOW + 100
+        assert await store.kv_get("t:old0", later) is None  # expired: absent, still there
+        outside = sqlite3.connect(path, isolation_level=None)
+        assert outside.execute("SELECT COUNT(*) FROM kv").fetchone() == (4,)
+        await store.kv_put_many([(f"t:new{n}", b"n", later + 60) for n in range(5)], later)
+        assert outside.execute("SELECT COUNT(*) FROM kv").fetchone() == (9,)  # 9 writes
+        await store.kv_put_many([("t:tenth", b"n", later + 60)], later)  # the 10th
+        assert outside.execute(
+            "SELECT COUNT(*) FROM kv WHERE expires <= ?", (later,)
+        ).fetchone() == (0,)
+        assert outside.execute("SELECT COUNT(*) FROM kv").fetchone() == (6,)
+        outside.close()
         await store.aclose()
 
     asyncio.run(scenario())

@@ -13,12 +13,22 @@
   on a read-to-write upgrade.
   Every other write is a single autocommit statement.
 - Writes and most reads run on the store's own worker thread, which owns the writing
-  connection: one thread hop per operation, never the event loop. Two hot operations of the
-  response cache are cheaper than a hop (measured: a hop costs ~30 us of CPU, a read ~4 us):
-  `kv_get` reads on the event loop's own connection, which never waits (WAL readers do not
-  block on the writer; a busy file falls back to the worker), and concurrent `kv_put`s are
-  committed together, in one transaction per turn of the worker (group commit: each caller
-  still returns only once its write is committed; 16 puts cost ~11 us each instead of ~29).
+  connection: one thread hop per operation, never the event loop. The response cache's
+  hot operations are cheaper without the hop (measured: a hop costs ~30 us of CPU, a read
+  ~4 us), and run on the event loop's own connection, which never waits (a busy file or a
+  failure falls back to the worker):
+  - `kv_get` reads there (WAL readers do not block on the writer);
+  - `kv_put_many` (the cache's batches, written behind) commits there when it can take the
+    write lock at once and the batch is small (`_HERE_MAX_ROWS`, `_HERE_MAX_BYTES`): the
+    loop holds for the batch (~1-2 ms for 70 answers of 10 KB), where the worker's write
+    of it cost ~30-40 us of CPU more per row on a single core (its thread switches and GIL
+    hand-offs: a cache miss at 16 connections, bench/throughput.py's `distinct`, measured
+    338-378 us -> 309-311 us). That connection never checkpoints (a checkpoint copies the
+    WAL into the file and syncs it: milliseconds); the worker does, after every
+    `_CHECKPOINT_BYTES` written there.
+  - concurrent `kv_put`s are committed together, in one transaction per turn of the worker
+    (group commit: each caller still returns only once its write is committed; 16 puts
+    cost ~11 us each instead of ~29).
 - The clock is the caller's `now` (all writers share one host, so they agree).
 - The schema is created on first use and versioned with `PRAGMA user_version`.
 - Key-value entries carry their expiry (`expires`, the caller's clock); reads skip expired
@@ -58,6 +68,13 @@ SCHEMA_VERSION = 2  # 2: the kv table (every statement is IF NOT EXISTS, so 1 mi
 _SWEEP_EVERY = 500
 PAGE_SIZE = 8192
 """Bytes a page of a new file (SQLite's default is 4096; see the module docstring)."""
+# A `kv_put_many` batch the event loop commits itself (see the module docstring); larger
+# ones go to the worker, so the loop never holds for more than a few milliseconds.
+_HERE_MAX_ROWS = 128
+_HERE_MAX_BYTES = 2 * 1024 * 1024
+_CHECKPOINT_BYTES = 4 * 1024 * 1024
+"""Bytes the event loop's connection writes before the worker checkpoints the WAL (about
+SQLite's own 1,000 pages, once the index pages are counted)."""
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS keys (
     key_id TEXT PRIMARY KEY,
@@ -121,7 +138,9 @@ class SqliteStore:
         self._db: sqlite3.Connection | None = None
         self._thread: ThreadPoolExecutor | None = None
         self._kv_writes = 0
-        self._reader: sqlite3.Connection | None = None  # the event loop's, for kv_get
+        self._sweep_lock = threading.Lock()  # the loop and the worker both count writes
+        self._here: sqlite3.Connection | None = None  # the event loop's (see the docstring)
+        self._unchecked = 0  # bytes written on it since the worker's last checkpoint
         self._puts = _PendingPuts()
 
     # -- plumbing -------------------------------------------------------------------------
@@ -168,27 +187,63 @@ class SqliteStore:
             self._db.close()
             self._db = None
 
-    def _read_here(self, sql: str, args: tuple[Any, ...]) -> list[Any] | None:
-        """Run a read on the calling thread's connection, without waiting: None when it cannot
-        (no schema yet, the file busy or failing), and the caller goes through the worker."""
-        if self._db is None:  # the worker has not connected (and migrated) yet
+    def _connection_here(self) -> sqlite3.Connection | None:
+        """The event loop's connection, which never waits (busy timeout 0) and never
+        checkpoints; None before the worker has connected (and migrated the schema)."""
+        if self._db is None:
             return None
+        if self._here is None:
+            here = sqlite3.connect(
+                self.path, timeout=0, isolation_level=None, check_same_thread=False
+            )
+            try:
+                here.execute("PRAGMA wal_autocheckpoint=0")
+            except BaseException:
+                here.close()
+                raise
+            self._here = here
+        return self._here
+
+    def _read_here(self, sql: str, args: tuple[Any, ...]) -> list[Any] | None:
+        """Run a read on the event loop's connection, without waiting: None when it cannot
+        (no schema yet, the file busy or failing), and the caller goes through the worker."""
         try:
-            if self._reader is None:
-                reader = sqlite3.connect(
-                    self.path, timeout=0, isolation_level=None, check_same_thread=False
-                )
-                reader.execute("PRAGMA query_only=ON")
-                self._reader = reader
-            return self._reader.execute(sql, args).fetchall()
+            here = self._connection_here()
+            return None if here is None else here.execute(sql, args).fetchall()
         except (sqlite3.Error, OSError):
-            self._close_reader()
+            self._close_here()
             return None
 
-    def _close_reader(self) -> None:
-        if self._reader is not None:
-            self._reader.close()
-            self._reader = None
+    def _write_here(self, rows: Sequence[Row]) -> bool:
+        """Commit the upserts of `rows` on the event loop's connection, without waiting: False
+        when it cannot (no schema yet, a batch too large to hold the loop for, the write lock
+        held by the worker or another process, the file failing), nothing written, and the
+        caller goes through the worker."""
+        size = sum(len(value) for _, value, _ in rows)
+        if len(rows) > _HERE_MAX_ROWS or size > _HERE_MAX_BYTES:
+            return False
+        try:
+            here = self._connection_here()
+            if here is None:
+                return False
+            here.execute("BEGIN IMMEDIATE")  # busy: raises at once (timeout 0)
+        except (sqlite3.Error, OSError) as exc:
+            if not _busy(exc):
+                self._close_here()
+            return False
+        try:
+            here.executemany(_KV_UPSERT, rows)
+            here.execute("COMMIT")
+        except (sqlite3.Error, OSError):
+            self._close_here()  # closing rolls back what the transaction wrote
+            return False
+        self._unchecked += size
+        return True
+
+    def _close_here(self) -> None:
+        if self._here is not None:
+            self._here.close()
+            self._here = None
 
     # -- keys -----------------------------------------------------------------------------
 
@@ -294,12 +349,18 @@ class SqliteStore:
             waiter.get_loop().call_soon_threadsafe(_settle, waiter, error)
 
     async def kv_put_many(self, rows: Sequence[Row], now: float) -> None:
-        """One transaction on the worker (sweeping when due)."""
+        """One transaction: on the event loop's connection when it can take it at once (see
+        the module docstring), else on the worker, which also sweeps when due."""
         for key, value, _ in rows:
             check_kv(key, value)
+        sweep = self._sweep_due(len(rows))
+        if not sweep and self._write_here(rows):
+            if self._unchecked >= _CHECKPOINT_BYTES:
+                self._unchecked = 0
+                await self._run(_checkpoint)
+            return
 
         def write(db: sqlite3.Connection) -> None:
-            sweep = self._sweep_due(len(rows))
             with _immediate(db):
                 if sweep:
                     db.execute("DELETE FROM kv WHERE expires <= ?", (now,))
@@ -347,13 +408,14 @@ class SqliteStore:
         return await self._run(write_and_sweep)
 
     def _sweep_due(self, writes: int) -> bool:
-        """On the worker thread (the only one counting): True when these `writes` key-value
-        writes reach the next multiple of `_SWEEP_EVERY`, i.e. expired rows are due out."""
-        before, self._kv_writes = self._kv_writes, self._kv_writes + writes
-        return before // _SWEEP_EVERY != self._kv_writes // _SWEEP_EVERY
+        """True when these `writes` key-value writes reach the next multiple of
+        `_SWEEP_EVERY`, i.e. expired rows are due out (the caller's write deletes them)."""
+        with self._sweep_lock:
+            before, self._kv_writes = self._kv_writes, self._kv_writes + writes
+        return before // _SWEEP_EVERY != (before + writes) // _SWEEP_EVERY
 
     async def aclose(self) -> None:
-        self._close_reader()
+        self._close_here()  # not the last connection: the worker's checkpoints on close
         thread, self._thread = self._thread, None
         if thread is not None:
             await asyncio.get_running_loop().run_in_executor(thread, self._close)
@@ -431,6 +493,18 @@ def _admit(
             (subject, day, step.granted),
         )
     return limiter.allowed(limits, step, requests + step.granted, tokens)
+
+
+def _busy(exc: BaseException) -> bool:
+    """True for SQLite's "database is locked" (any of its extended codes)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(code, int) and code & 0xFF == sqlite3.SQLITE_BUSY
+
+
+def _checkpoint(db: sqlite3.Connection) -> None:
+    """Copy what the WAL holds into the file, as far as readers allow, never waiting for
+    them (PASSIVE); the next writer then starts the WAL over."""
+    db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
 
 class _immediate:
