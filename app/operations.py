@@ -11,8 +11,9 @@ import re
 import string
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal
-from urllib.parse import unquote_to_bytes, urlencode
+from urllib.parse import quote_plus, unquote_to_bytes
 
 from pydantic import ValidationError
 
@@ -47,7 +48,7 @@ class Operation:
     """Seconds its successful answers are served from the response cache (app/cache.py),
     for every caller alike; None: never cached (e.g. a random pick)."""
 
-    @property
+    @cached_property
     def path_params(self) -> frozenset[str]:
         return frozenset(
             name for _, name, _, _ in string.Formatter().parse(self.path) if name is not None
@@ -114,7 +115,10 @@ class Operation:
             if key not in self.path_params
         }
         path = self.upstream_path.format(**{key: getattr(parsed, key) for key in self.path_params})
-        return path, urlencode(sorted((query | dict(self.fixed)).items()))
+        return path, "&".join(
+            f"{_quoted(key)}={_quoted(value)}"
+            for key, value in sorted((query | dict(self.fixed)).items())
+        )
 
     def compact(self, upstream_body: bytes) -> answers.Answer:
         """The compact answer for the upstream's JSON body, or `UpstreamUnavailable`."""
@@ -131,6 +135,16 @@ class Operation:
 # values) but never the input (`include_input=False`); only control characters, which
 # could forge a log line or a header, are dropped, and the length is capped.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+# What `quote_plus` leaves as it is: a value of only these needs no call to it.
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
+
+
+def _quoted(text: str) -> str:
+    """`urllib.parse.quote_plus(text)` (as `urlencode` encodes), without its work when
+    there is nothing to encode (names, numbers, most queries)."""
+    return text if _UNRESERVED.fullmatch(text) else quote_plus(text)
 
 
 def _percent_decoded(raw: bytes) -> str:

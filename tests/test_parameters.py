@@ -258,3 +258,16 @@ def test_utf8_values_and_undeclared_oddities_still_pass(
     assert response.status_code == 200
     assert route.calls.last.request.url.params["q"] == "café crème"
     assert "utm" not in str(route.calls.last.request.url)
+
+
+def test_reserved_characters_in_a_value_reach_the_upstream_as_that_one_value(
+    client: TestClient, upstream: respx.MockRouter
+) -> None:
+    route = upstream.get("/search").mock(return_value=httpx.Response(200, json={"results": []}))
+    asked = "a&b=c+d #e/f%20~ é"
+    response = client.get("/api/v2/search_episodes", params={"q": asked}, headers=AUTH)
+    assert response.status_code == 200
+    sent = route.calls.last.request.url
+    assert sent.params["q"] == asked
+    assert "b" not in sent.params  # the `&` and `=` did not make a parameter of their own
+    assert b"q=a%26b%3Dc%2Bd+%23e%2Ff%2520~+%C3%A9&" in sent.query + b"&"
