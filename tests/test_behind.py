@@ -5,6 +5,11 @@ says, so what is batched with what does not depend on timing."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import pytest
+import uvloop
 
 from app.store import Row
 from app.stores.behind import WriteBehind
@@ -87,3 +92,24 @@ def test_max_rows_starts_a_write_at_once() -> None:
         return store.batches
 
     assert asyncio.run(scenario()) == [["a", "b", "c"]]
+
+
+@pytest.mark.parametrize("run", [asyncio.run, uvloop.run], ids=["asyncio", "uvloop"])
+def test_puts_past_max_rows_in_one_turn_of_the_loop_are_all_queued_and_written(
+    run: Callable[[Coroutine[Any, Any, Any]], Any],
+) -> None:
+    """From the `max_rows`th put a write is due at once; the puts that follow in the same
+    turn of the loop join it. On uvloop (the server's loop) a timer of delay 0 is a plain
+    handle, which has no `when()`: those puts failed, and the cache took the store for
+    down for a second."""
+
+    async def scenario() -> tuple[list[bool], list[list[str]]]:
+        store = _Recorder()
+        behind = WriteBehind(store.write, "test", window=60.0, max_rows=3)
+        queued = [behind.put(key, b"v", 100.0, 0.0) for key in "abcde"]
+        await asyncio.wait_for(_written(store, 1), 1)
+        return queued, store.batches
+
+    queued, batches = run(scenario())
+    assert queued == [True] * 5
+    assert batches == [["a", "b", "c", "d", "e"]]

@@ -61,7 +61,10 @@ class WriteBehind:
         self._bytes = 0
         self._now = 0.0
         self._failing = False
-        self._due: asyncio.TimerHandle | None = None
+        # The pending write's timer (a plain Handle when uvloop schedules a delay of 0), and
+        # when it is due, in its loop's time.
+        self._due: asyncio.Handle | None = None
+        self._due_at = 0.0
         self._due_loop: asyncio.AbstractEventLoop | None = None
         self._writing: asyncio.Future[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -160,9 +163,10 @@ class WriteBehind:
             return
         due = self._due
         if due is not None and self._due_loop is loop and not due.cancelled():
-            if delay > 0 or due.when() <= loop.time():
+            if delay > 0 or self._due_at <= loop.time():
                 return  # a write is due soon enough
             due.cancel()
+        self._due_at = loop.time() + delay
         self._due, self._due_loop = loop.call_later(delay, self._start), loop
 
     def _start(self) -> None:
