@@ -207,45 +207,53 @@ def test_sqlite_cache_batches_commit_on_the_event_loop_unless_it_would_wait(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`kv_put_many` (the cache's batches) commits on the event loop's connection, with no
-    trip to the worker thread, when the file is free; a batch put while another process
-    holds the write lock waits for it on the worker, and so does a batch too large to hold
-    the loop for. Every row is stored either way, and another process sees it at once."""
+    trip to the worker thread, when the file is free, a large batch in several
+    transactions; a batch put while another process holds the write lock waits for it
+    (tries again after pauses, the loop free meanwhile) up to the busy timeout, then is
+    refused. Every row is stored, and another process sees it at once."""
     path = tmp_path / "state.db"
-    trips: list[str] = []
+    trips: list[object] = []
 
     async def scenario() -> None:
         store = SqliteStore(path, busy_timeout=5.0)
         run = store._run
 
         async def counted(work: Any) -> Any:
-            trips.append(getattr(work, "__name__", "?"))
+            trips.append(work)
             return await run(work)
 
         monkeypatch.setattr(store, "_run", counted)
         assert await store.kv_get("t:none", NOW) is None  # connects (and migrates): one trip
         trips.clear()
         await store.kv_put_many([(f"t:a{n}", b"a" * 100, NOW + 60) for n in range(3)], NOW)
+        many = [(f"t:c{n}", b"c", NOW + 60) for n in range(2 * _HERE_MAX_ROWS + 1)]
+        await store.kv_put_many(many, NOW)
         assert trips == []
         outside = sqlite3.connect(path, isolation_level=None)
         assert outside.execute("SELECT COUNT(*) FROM kv WHERE key LIKE 't:a%'").fetchone() == (3,)
+        count = outside.execute("SELECT COUNT(*) FROM kv WHERE key LIKE 't:c%'").fetchone()
+        assert count == (len(many),)
 
         outside.execute("BEGIN IMMEDIATE")  # another process holds the write lock
         put = asyncio.ensure_future(store.kv_put_many([("t:b", b"b", NOW + 60)], NOW))
         await asyncio.sleep(0.3)
-        assert not put.done()  # waiting for the lock, on the worker
+        assert not put.done()  # waiting for the lock, the loop free meanwhile
         outside.execute("COMMIT")
         await asyncio.wait_for(put, 5)
-        assert trips == ["write"]
         assert outside.execute("SELECT value FROM kv WHERE key = 't:b'").fetchone() == (b"b",)
+        assert trips == []
 
-        many = [(f"t:c{n}", b"c", NOW + 60) for n in range(_HERE_MAX_ROWS + 1)]
-        await store.kv_put_many(many, NOW)
-        assert trips == ["write", "write"]
-        count = outside.execute("SELECT COUNT(*) FROM kv WHERE key LIKE 't:c%'").fetchone()
-        assert count == (len(many),)
+        store.busy_timeout = 0.3
+        outside.execute("BEGIN IMMEDIATE")
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailable, match="locked"):
+            await store.kv_put_many([("t:e", b"e", NOW + 60)], NOW)
+        assert 0.2 < time.monotonic() - started < 2.0  # gave up after the busy timeout
+        outside.execute("ROLLBACK")
         await store.kv_put_many([("t:d", b"d", NOW + 60)], NOW)  # the file is free again
-        assert trips == ["write", "write"]
         assert await store.kv_get("t:d", NOW) == b"d"
+        assert await store.kv_get("t:e", NOW) is None
+        assert trips == []
         outside.close()
         await store.aclose()
 
@@ -279,27 +287,30 @@ def test_sqlite_checkpoints_what_the_event_loop_writes(
     asyncio.run(scenario())
 
 
-def test_sqlite_deletes_expired_entries_every_so_many_writes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_sqlite_cache_batches_delete_as_many_expired_entries_as_they_store(
+    tmp_path: Path,
 ) -> None:
-    """Expired key-value rows are read as absent at once, and deleted from the file by the
-    write that reaches the next `_SWEEP_EVERY` writes (on the worker, batches included)."""
-    monkeypatch.setattr(sqlite_store, "_SWEEP_EVERY", 10)
+    """Expired key-value rows are read as absent at once; each batch of `kv_put_many`
+    then deletes as many of them at most as it stores (the oldest first), so the file
+    keeps pace with what expires, in steps the size of a batch."""
     path = tmp_path / "state.db"
 
     async def scenario() -> None:
         store = SqliteStore(path)
-        await store.kv_put_many([(f"t:old{n}", b"o", NOW + 1) for n in range(4)], NOW)
+        await store.kv_put_many([(f"t:old{n}", b"o", NOW + 1 + n) for n in range(4)], NOW)
         later = NOW + 100
         assert await store.kv_get("t:old0", later) is None  # expired: absent, still there
         outside = sqlite3.connect(path, isolation_level=None)
-        assert outside.execute("SELECT COUNT(*) FROM kv").fetchone() == (4,)
-        await store.kv_put_many([(f"t:new{n}", b"n", later + 60) for n in range(5)], later)
-        assert outside.execute("SELECT COUNT(*) FROM kv").fetchone() == (9,)  # 9 writes
-        await store.kv_put_many([("t:tenth", b"n", later + 60)], later)  # the 10th
-        assert outside.execute(
-            "SELECT COUNT(*) FROM kv WHERE expires <= ?", (later,)
-        ).fetchone() == (0,)
+
+        def left() -> list[str]:
+            rows = outside.execute("SELECT key FROM kv WHERE expires <= ? ORDER BY key", (later,))
+            return [key for (key,) in rows]
+
+        assert left() == ["t:old0", "t:old1", "t:old2", "t:old3"]
+        await store.kv_put_many([("t:new0", b"n", later + 60)], later)
+        assert left() == ["t:old1", "t:old2", "t:old3"]  # one stored, the oldest gone
+        await store.kv_put_many([(f"t:new{n}", b"n", later + 60) for n in range(1, 6)], later)
+        assert left() == []
         assert outside.execute("SELECT COUNT(*) FROM kv").fetchone() == (6,)
         outside.close()
         await store.aclose()

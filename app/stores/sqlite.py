@@ -18,21 +18,25 @@
   ~4 us), and run on the event loop's own connection, which never waits (a busy file or a
   failure falls back to the worker):
   - `kv_get` reads there (WAL readers do not block on the writer);
-  - `kv_put_many` (the cache's batches, written behind) commits there when it can take the
-    write lock at once and the batch is small (`_HERE_MAX_ROWS`, `_HERE_MAX_BYTES`): the
-    loop holds for the batch (~1-2 ms for 70 answers of 10 KB), where the worker's write
-    of it cost ~30-40 us of CPU more per row on a single core (its thread switches and GIL
-    hand-offs: a cache miss at 16 connections, bench/throughput.py's `distinct`, measured
-    338-378 us -> 309-311 us). That connection never checkpoints (a checkpoint copies the
-    WAL into the file and syncs it: milliseconds); the worker does, after every
-    `_CHECKPOINT_BYTES` written there.
+  - `kv_put_many` (the cache's batches, written behind) commits there, in transactions
+    of at most `_HERE_MAX_ROWS` rows and `_HERE_MAX_BYTES` (the loop holds for ~1-2 ms
+    for 70 answers of 10 KB, and yields between them), when it can take the write lock
+    at once. On the worker the same batch cost ~30-40 us of CPU more per row on a single
+    core, and fell behind under load: a thread that needs the GIL back from a busy loop
+    waits for the switch interval (5 ms) each time (a cache miss at 16 connections,
+    bench/throughput.py's `distinct`: 342 -> 322 us). That connection never checkpoints
+    (a checkpoint copies the WAL into the file and syncs it: milliseconds); the worker
+    does, after every `_CHECKPOINT_BYTES` written there. Each transaction also deletes
+    as many expired rows at most as it stores, so the table keeps pace with what expires
+    in bounded steps.
   - concurrent `kv_put`s are committed together, in one transaction per turn of the worker
     (group commit: each caller still returns only once its write is committed; 16 puts
     cost ~11 us each instead of ~29).
 - The clock is the caller's `now` (all writers share one host, so they agree).
 - The schema is created on first use and versioned with `PRAGMA user_version`.
 - Key-value entries carry their expiry (`expires`, the caller's clock); reads skip expired
-  ones, and every `_SWEEP_EVERY`th write of a process deletes the expired rows.
+  ones, the cache's batches delete some as they go (above), and every `_SWEEP_EVERY`th
+  other write of a process deletes all of them.
 - WAL needs shared memory: the file must be on a local disk, not NFS/EFS, and not on
   Lambda (its /tmp is per instance).
 """
@@ -40,11 +44,13 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -68,10 +74,21 @@ SCHEMA_VERSION = 2  # 2: the kv table (every statement is IF NOT EXISTS, so 1 mi
 _SWEEP_EVERY = 500
 PAGE_SIZE = 8192
 """Bytes a page of a new file (SQLite's default is 4096; see the module docstring)."""
-# A `kv_put_many` batch the event loop commits itself (see the module docstring); larger
-# ones go to the worker, so the loop never holds for more than a few milliseconds.
+# The largest transaction of a `kv_put_many` batch (see the module docstring): the event
+# loop holds for a few milliseconds at most.
 _HERE_MAX_ROWS = 128
 _HERE_MAX_BYTES = 2 * 1024 * 1024
+# Seconds between tries of a batch while another writer holds the file: a thread waiting
+# for it (SQLite's own busy wait, on the worker) would need the GIL back from a busy loop
+# after each statement, every time waiting out the switch interval.
+_BUSY_PAUSES = (0.001, 0.002, 0.005, 0.01, 0.02, 0.025)  # then the last, again
+
+
+class _Busy:
+    """`_write_here`'s answer when another writer holds the file."""
+
+
+_BUSY = _Busy()
 _CHECKPOINT_BYTES = 4 * 1024 * 1024
 """Bytes the event loop's connection writes before the worker checkpoints the WAL (about
 SQLite's own 1,000 pages, once the index pages are counted)."""
@@ -138,7 +155,6 @@ class SqliteStore:
         self._db: sqlite3.Connection | None = None
         self._thread: ThreadPoolExecutor | None = None
         self._kv_writes = 0
-        self._sweep_lock = threading.Lock()  # the loop and the worker both count writes
         self._here: sqlite3.Connection | None = None  # the event loop's (see the docstring)
         self._unchecked = 0  # bytes written on it since the worker's last checkpoint
         self._puts = _PendingPuts()
@@ -214,31 +230,42 @@ class SqliteStore:
             self._close_here()
             return None
 
-    def _write_here(self, rows: Sequence[Row]) -> bool:
-        """Commit the upserts of `rows` on the event loop's connection, without waiting: False
-        when it cannot (no schema yet, a batch too large to hold the loop for, the write lock
-        held by the worker or another process, the file failing), nothing written, and the
-        caller goes through the worker."""
-        size = sum(len(value) for _, value, _ in rows)
-        if len(rows) > _HERE_MAX_ROWS or size > _HERE_MAX_BYTES:
-            return False
+    def _write_here(self, rows: Sequence[Row], now: float) -> bool | _Busy:
+        """`_put_rows` on the event loop's connection, without waiting: True when written;
+        `_BUSY` (nothing written) when another writer holds the file (the worker, another
+        process); False when it cannot (no schema yet, the file failing), nothing written,
+        and the caller goes through the worker."""
         try:
             here = self._connection_here()
             if here is None:
                 return False
             here.execute("BEGIN IMMEDIATE")  # busy: raises at once (timeout 0)
         except (sqlite3.Error, OSError) as exc:
-            if not _busy(exc):
-                self._close_here()
+            if _busy(exc):
+                return _BUSY
+            self._close_here()
             return False
         try:
-            here.executemany(_KV_UPSERT, rows)
+            _put_rows(here, rows, now)
             here.execute("COMMIT")
         except (sqlite3.Error, OSError):
             self._close_here()  # closing rolls back what the transaction wrote
             return False
-        self._unchecked += size
+        self._unchecked += sum(len(value) for _, value, _ in rows)
         return True
+
+    async def _write_here_when_free(self, rows: Sequence[Row], now: float) -> bool:
+        """`_write_here` tried again after pauses while the file is busy (the loop goes on
+        meanwhile); `StoreUnavailable` once the busy timeout has passed."""
+        deadline = time.monotonic() + self.busy_timeout
+        for pause in itertools.chain(_BUSY_PAUSES, itertools.repeat(_BUSY_PAUSES[-1])):
+            if time.monotonic() + pause > deadline:
+                break
+            await asyncio.sleep(pause)
+            written = self._write_here(rows, now)
+            if isinstance(written, bool):
+                return written
+        raise StoreUnavailable(f"sqlite: {self.path}: database is locked")
 
     def _close_here(self) -> None:
         if self._here is not None:
@@ -349,24 +376,25 @@ class SqliteStore:
             waiter.get_loop().call_soon_threadsafe(_settle, waiter, error)
 
     async def kv_put_many(self, rows: Sequence[Row], now: float) -> None:
-        """One transaction: on the event loop's connection when it can take it at once (see
-        the module docstring), else on the worker, which also sweeps when due."""
+        """The upserts, in transactions of at most `_HERE_MAX_ROWS` rows and
+        `_HERE_MAX_BYTES` (the loop yields between them), each also deleting at most as
+        many expired rows as it stores, on the event loop's connection (see the module
+        docstring). While another writer holds the file, it tries again after a pause
+        (never holding the loop), up to the busy timeout; where the loop's connection
+        cannot be had (no schema yet, a failure), the worker writes."""
         for key, value, _ in rows:
             check_kv(key, value)
-        sweep = self._sweep_due(len(rows))
-        if not sweep and self._write_here(rows):
-            if self._unchecked >= _CHECKPOINT_BYTES:
+        for number, chunk in enumerate(_chunks(rows)):
+            if number:
+                await asyncio.sleep(0)  # requests go on between transactions
+            written = self._write_here(chunk, now)
+            if not isinstance(written, bool):
+                written = await self._write_here_when_free(chunk, now)
+            if not written:
+                await self._run(partial(_put_rows_at_once, rows=chunk, now=now))
+            elif self._unchecked >= _CHECKPOINT_BYTES:
                 self._unchecked = 0
                 await self._run(_checkpoint)
-            return
-
-        def write(db: sqlite3.Connection) -> None:
-            with _immediate(db):
-                if sweep:
-                    db.execute("DELETE FROM kv WHERE expires <= ?", (now,))
-                db.executemany(_KV_UPSERT, rows)
-
-        await self._run(write)
 
     async def kv_add(self, key: str, value: bytes, ttl: float, now: float) -> bool:
         check_kv(key, value)
@@ -408,11 +436,10 @@ class SqliteStore:
         return await self._run(write_and_sweep)
 
     def _sweep_due(self, writes: int) -> bool:
-        """True when these `writes` key-value writes reach the next multiple of
-        `_SWEEP_EVERY`, i.e. expired rows are due out (the caller's write deletes them)."""
-        with self._sweep_lock:
-            before, self._kv_writes = self._kv_writes, self._kv_writes + writes
-        return before // _SWEEP_EVERY != (before + writes) // _SWEEP_EVERY
+        """On the worker thread (the only one counting): True when these `writes` key-value
+        writes reach the next multiple of `_SWEEP_EVERY`, i.e. expired rows are due out."""
+        before, self._kv_writes = self._kv_writes, self._kv_writes + writes
+        return before // _SWEEP_EVERY != self._kv_writes // _SWEEP_EVERY
 
     async def aclose(self) -> None:
         self._close_here()  # not the last connection: the worker's checkpoints on close
@@ -422,6 +449,10 @@ class SqliteStore:
             thread.shutdown(wait=True)
 
 
+_KV_SWEEP_SOME = (
+    "DELETE FROM kv WHERE rowid IN"
+    " (SELECT rowid FROM kv WHERE expires <= ? ORDER BY expires LIMIT ?)"
+)
 _KV_UPSERT = (
     "INSERT INTO kv (key, value, expires) VALUES (?, ?, ?) ON CONFLICT (key)"
     " DO UPDATE SET value = excluded.value, expires = excluded.expires"
@@ -493,6 +524,34 @@ def _admit(
             (subject, day, step.granted),
         )
     return limiter.allowed(limits, step, requests + step.granted, tokens)
+
+
+def _chunks(rows: Sequence[Row]) -> list[Sequence[Row]]:
+    """`rows` cut into runs of at most `_HERE_MAX_ROWS` rows and `_HERE_MAX_BYTES` (a row
+    larger than that alone)."""
+    chunks: list[Sequence[Row]] = []
+    start = size = 0
+    for end, (_, value, _) in enumerate(rows):
+        if end > start and (end - start >= _HERE_MAX_ROWS or size + len(value) > _HERE_MAX_BYTES):
+            chunks.append(rows[start:end])
+            start, size = end, 0
+        size += len(value)
+    if start < len(rows):
+        chunks.append(rows[start:])
+    return chunks
+
+
+def _put_rows(db: sqlite3.Connection, rows: Sequence[Row], now: float) -> None:
+    """In a write transaction: upsert `rows`, and delete as many expired rows at most
+    (the oldest first), so the cache's table keeps pace with what expires without a
+    sweep of unbounded size."""
+    db.execute(_KV_SWEEP_SOME, (now, len(rows)))
+    db.executemany(_KV_UPSERT, rows)
+
+
+def _put_rows_at_once(db: sqlite3.Connection, rows: Sequence[Row], now: float) -> None:
+    with _immediate(db):
+        _put_rows(db, rows, now)
 
 
 def _busy(exc: BaseException) -> bool:
