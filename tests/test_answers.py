@@ -174,6 +174,30 @@ def test_unrankable_scores_are_left_out_not_fatal(
 
 
 @pytest.mark.parametrize(
+    ("score", "rank", "kept"),
+    [
+        (81, "0.5%", {"listen_score": 81, "listen_score_global_rank": "0.5%"}),
+        (True, "top", {}),  # a flag is no score; a word is no rank
+        (4.0, "12345678901", {}),  # a float is no score; a rank is at most 10 characters
+        ("81", "٣%", {}),  # a score is a number, a rank starts with a digit 0-9
+    ],
+)
+def test_scores_and_ranks_are_kept_only_when_they_are_what_they_say(
+    client: TestClient,
+    upstream: respx.MockRouter,
+    score: object,
+    rank: object,
+    kept: dict[str, object],
+) -> None:
+    podcast = {**payloads.SEARCH_PODCAST, "listen_score": score, "listen_score_global_rank": rank}
+    upstream.get("/search").mock(
+        return_value=httpx.Response(200, json=payloads.search_answer(podcast))
+    )
+    [result] = client.get("/api/v2/search_podcasts?q=x", headers=AUTH).json()["results"]
+    assert {k: v for k, v in result.items() if k.startswith("listen_score")} == kept
+
+
+@pytest.mark.parametrize(
     ("markup", "text"),
     [
         ("<p>One</p><p>Two</p>", "One\nTwo"),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BeforeValidator, Field, OnErrorOmit, StringConstraints
+from pydantic import BeforeValidator, Field, OnErrorOmit, Strict, StringConstraints
 
 from app.answers import (
     OR_NULL,
@@ -38,25 +38,17 @@ __all__ = [
 ]
 
 
-def _score(value: object) -> int | None:
-    # Free plans get a sentence ("Please upgrade ...") instead of a number: leave it out.
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    return int(value) if isinstance(value, str) and value.isascii() and value.isdigit() else None
-
-
-def _rank(value: object) -> str | None:
-    if isinstance(value, str) and len(value) <= 10 and value[:1].isdigit():
-        return value  # e.g. "0.5%"
-    return None
-
-
-Score = Annotated[int | None, BeforeValidator(_score)]
+# Free plans get a sentence ("Please upgrade ...") instead of the score and the rank: left
+# out (null), in Rust. A score is a JSON integer (not `true`, not `4.0`); a rank is short and
+# starts with a digit (e.g. "0.5%").
+Score = Annotated[Annotated[int, Strict()] | None, OR_NULL]
+Rank = Annotated[
+    Annotated[str, StringConstraints(max_length=10, pattern=r"^[0-9]")] | None, OR_NULL
+]
 # The field that makes an upstream answer the answer asked for is required: without it
 # (another endpoint's answer, `{"weird": true}`) the answer is refused, 502, rather than
 # served as an empty 200. Optional fields stay forgiving (`OR_NULL`, `OnErrorOmit`).
 RecordId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
-Rank = Annotated[str | None, BeforeValidator(_rank)]
 
 
 class PodcastRef(Answer):
