@@ -318,6 +318,26 @@ def test_sqlite_cache_batches_delete_as_many_expired_entries_as_they_store(
     asyncio.run(scenario())
 
 
+def test_sqlite_leaves_no_trace_of_a_deleted_small_value_in_its_file(tmp_path: Path) -> None:
+    """What leaves the key-value space (a one-time code taken, an entry deleted) is zeroed
+    in the file, not only unlinked: whoever copies the file later cannot read it back."""
+    path = tmp_path / "state.db"
+    code, entry = b"one-time-code-7f3a9c51", b"deleted-entry-0b44e2d9"
+
+    async def scenario() -> None:
+        store = SqliteStore(path)
+        await store.kv_put("t:code", code, ttl=60, now=NOW)
+        await store.kv_put_many([("t:entry", entry, NOW + 60)], NOW)
+        assert await store.kv_take("t:code", NOW) == code
+        await store.kv_delete("t:entry")
+        await store.aclose()  # the last connection out checkpoints the WAL into the file
+
+    asyncio.run(scenario())
+    assert not (tmp_path / "state.db-wal").exists()
+    data = path.read_bytes()
+    assert code not in data and entry not in data
+
+
 # -- Redis ------------------------------------------------------------------------------
 
 

@@ -89,6 +89,12 @@ class _Busy:
 
 
 _BUSY = _Busy()
+# Deleted content is zeroed where that costs no extra write, whatever SQLite's build does
+# by default (upstream: never; Debian's: always): in the b-tree pages, which hold every key
+# record, grant and small value. The overflow pages a large value (a cached answer, ~10 KB)
+# frees keep their bytes until reused; zeroing them too cost a write per page: deleting
+# cached answers alone, ~26 us a row against ~14 (batches of 70; 22 against 7 by 5,000).
+_SECURE_DELETE = "PRAGMA secure_delete=FAST"
 _CHECKPOINT_BYTES = 4 * 1024 * 1024
 """Bytes the event loop's connection writes before the worker checkpoints the WAL (about
 SQLite's own 1,000 pages, once the index pages are counted)."""
@@ -191,6 +197,7 @@ class SqliteStore:
                 db.execute(f"PRAGMA page_size={PAGE_SIZE}")  # a new file's; else a no-op
                 _use_wal(db, self.busy_timeout)
                 db.execute("PRAGMA synchronous=NORMAL")
+                db.execute(_SECURE_DELETE)
                 _migrate(db)
             except BaseException:
                 db.close()
@@ -214,6 +221,7 @@ class SqliteStore:
             )
             try:
                 here.execute("PRAGMA wal_autocheckpoint=0")
+                here.execute(_SECURE_DELETE)
             except BaseException:
                 here.close()
                 raise
