@@ -338,6 +338,31 @@ def test_sqlite_leaves_no_trace_of_a_deleted_small_value_in_its_file(tmp_path: P
     assert code not in data and entry not in data
 
 
+def test_sqlite_cache_batch_failing_midway_leaves_no_transaction_open(tmp_path: Path) -> None:
+    """A batch whose row SQLite cannot take (an expiry past 64 bits: not an SQLite error)
+    fails, and stores none of its rows; the file is free for every other writer at once,
+    and no read sees a row of the failed batch."""
+    path = tmp_path / "state.db"
+
+    async def scenario() -> None:
+        store = SqliteStore(path, busy_timeout=0.3)
+        assert await store.kv_get("t:none", NOW) is None  # connects (and migrates)
+        with pytest.raises(OverflowError):
+            await store.kv_put_many([("t:a", b"a", NOW + 60), ("t:b", b"b", 2**63)], NOW)
+        outside = sqlite3.connect(path, timeout=0, isolation_level=None)
+        outside.execute("BEGIN IMMEDIATE")  # another process can write (nothing holds the lock)
+        outside.execute("ROLLBACK")
+        assert outside.execute("SELECT COUNT(*) FROM kv").fetchone() == (0,)
+        outside.close()
+        assert await store.kv_get("t:a", NOW) is None  # not even on the loop's connection
+        assert await store.kv_add("t:c", b"c", 60, NOW)  # the worker writes, without waiting
+        await store.kv_put_many([("t:a", b"a2", NOW + 60)], NOW)
+        assert await store.kv_get("t:a", NOW) == b"a2"
+        await store.aclose()
+
+    asyncio.run(scenario())
+
+
 # -- Redis ------------------------------------------------------------------------------
 
 

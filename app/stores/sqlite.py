@@ -259,6 +259,12 @@ class SqliteStore:
         except (sqlite3.Error, OSError):
             self._close_here()  # closing rolls back what the transaction wrote
             return False
+        except BaseException:
+            # Anything else (a value SQLite cannot bind, e.g. an integer past 64 bits) must
+            # not leave the transaction open: it would hold the file's write lock, keep
+            # every other writer waiting, and show its rows to reads on this connection.
+            self._close_here()
+            raise
         self._unchecked += sum(len(value) for _, value, _ in rows)
         return True
 
