@@ -363,6 +363,40 @@ def test_sqlite_cache_batch_failing_midway_leaves_no_transaction_open(tmp_path: 
     asyncio.run(scenario())
 
 
+def test_sqlite_store_shared_by_event_loops_of_two_threads_keeps_every_row(
+    tmp_path: Path,
+) -> None:
+    """Two threads, each running its own event loop, put batches through one store and
+    read each back at once. The process survives (the event loop's connection, used by
+    both at once, crashed it), every read finds its row and every row is stored."""
+    code = (
+        "import asyncio, sqlite3, sys, threading\n"
+        "from app.stores.sqlite import SqliteStore\n"
+        "now = float(sys.argv[2])\n"
+        "store = SqliteStore(sys.argv[1])\n"
+        "asyncio.run(store.kv_get('t:none', now))\n"
+        "missing = []\n"
+        "def loop(tag):\n"
+        "    async def puts():\n"
+        "        for i in range(500):\n"
+        "            rows = [(f't:{tag}{i}-{n}', b'v' * 100, now + 60) for n in range(5)]\n"
+        "            await store.kv_put_many(rows, now)\n"
+        "            if await store.kv_get(f't:{tag}{i}-4', now) is None:\n"
+        "                missing.append((tag, i))\n"
+        "    asyncio.run(puts())\n"
+        "threads = [threading.Thread(target=loop, args=(tag,)) for tag in 'ab']\n"
+        "for thread in threads: thread.start()\n"
+        "for thread in threads: thread.join()\n"
+        "asyncio.run(store.aclose())\n"
+        "(count,) = sqlite3.connect(sys.argv[1]).execute('SELECT COUNT(*) FROM kv').fetchone()\n"
+        "print(count, len(missing))\n"
+    )
+    argv = [sys.executable, "-c", code, str(tmp_path / "state.db"), str(NOW)]
+    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
+    assert done.stdout.split() == ["5000", "0"]
+
+
 # -- Redis ------------------------------------------------------------------------------
 
 

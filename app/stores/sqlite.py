@@ -162,6 +162,12 @@ class SqliteStore:
         self._thread: ThreadPoolExecutor | None = None
         self._kv_writes = 0
         self._here: sqlite3.Connection | None = None  # the event loop's (see the docstring)
+        # Held while that connection is in use: event loops of several threads may share the
+        # store (tests, an application embedding the service), and a thread using it while
+        # another runs a statement on it or closes it crashes the process (a segmentation
+        # fault in sqlite3). Never waited for on a loop: one that finds it taken reads
+        # through the worker, or tries its write again after a pause.
+        self._here_lock = threading.Lock()
         self._unchecked = 0  # bytes written on it since the worker's last checkpoint
         self._puts = _PendingPuts()
 
@@ -230,19 +236,33 @@ class SqliteStore:
 
     def _read_here(self, sql: str, args: tuple[Any, ...]) -> list[Any] | None:
         """Run a read on the event loop's connection, without waiting: None when it cannot
-        (no schema yet, the file busy or failing), and the caller goes through the worker."""
+        (no schema yet, the file busy or failing, another thread's loop using the
+        connection), and the caller goes through the worker."""
+        if not self._here_lock.acquire(blocking=False):
+            return None
         try:
             here = self._connection_here()
             return None if here is None else here.execute(sql, args).fetchall()
         except (sqlite3.Error, OSError):
             self._close_here()
             return None
+        finally:
+            self._here_lock.release()
 
     def _write_here(self, rows: Sequence[Row], now: float) -> bool | _Busy:
         """`_put_rows` on the event loop's connection, without waiting: True when written;
         `_BUSY` (nothing written) when another writer holds the file (the worker, another
-        process); False when it cannot (no schema yet, the file failing), nothing written,
-        and the caller goes through the worker."""
+        process) or another thread's loop uses the connection; False when it cannot (no
+        schema yet, the file failing), nothing written, and the caller goes through the
+        worker."""
+        if not self._here_lock.acquire(blocking=False):
+            return _BUSY
+        try:
+            return self._write_here_locked(rows, now)
+        finally:
+            self._here_lock.release()
+
+    def _write_here_locked(self, rows: Sequence[Row], now: float) -> bool | _Busy:
         try:
             here = self._connection_here()
             if here is None:
@@ -456,7 +476,8 @@ class SqliteStore:
         return before // _SWEEP_EVERY != self._kv_writes // _SWEEP_EVERY
 
     async def aclose(self) -> None:
-        self._close_here()  # not the last connection: the worker's checkpoints on close
+        with self._here_lock:  # not while another thread's loop uses it
+            self._close_here()  # not the last connection: the worker's checkpoints on close
         thread, self._thread = self._thread, None
         if thread is not None:
             await asyncio.get_running_loop().run_in_executor(thread, self._close)
