@@ -31,7 +31,7 @@ log = logging.getLogger("app.stores.behind")
 WINDOW = 0.025
 """Seconds from a row's arrival to its batch's write (other processes see it that late)."""
 MAX_ROWS = 256
-"""Rows that start a write at once (SQLite, measured: ~11 us of CPU a row at 16, ~8 at 256)."""
+"""Rows that start a write at once (SQLite commits them in transactions of at most 128)."""
 MAX_BYTES = 8 * 1024 * 1024
 RETRY = 1.0  # seconds between writes while the store fails
 

@@ -24,11 +24,11 @@
     at once. On the worker the same batch cost ~30-40 us of CPU more per row on a single
     core, and fell behind under load: a thread that needs the GIL back from a busy loop
     waits for the switch interval (5 ms) each time (a cache miss at 16 connections,
-    bench/throughput.py's `distinct`: 342 -> 322 us). That connection never checkpoints
-    (a checkpoint copies the WAL into the file and syncs it: milliseconds); the worker
-    does, after every `_CHECKPOINT_BYTES` written there. Each transaction also deletes
-    as many expired rows at most as it stores, so the table keeps pace with what expires
-    in bounded steps.
+    bench/throughput.py's `distinct`: 342-366 -> 321-360 us across runs). That
+    connection never checkpoints (a checkpoint copies the WAL into the file and syncs it:
+    milliseconds); the worker does, after every `_CHECKPOINT_BYTES` written there. Each
+    transaction also deletes as many expired rows at most as it stores, so the table
+    keeps pace with what expires in bounded steps.
   - concurrent `kv_put`s are committed together, in one transaction per turn of the worker
     (group commit: each caller still returns only once its write is committed; 16 puts
     cost ~11 us each instead of ~29).
