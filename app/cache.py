@@ -21,6 +21,13 @@ from level 1 and the upstream, and tries the store again at most once a second. 
 store-unavailable` is added while the store is known to fail (a read or its last write
 failed, or too many writes wait for it).
 
+Level 2 holds each answer LZ4-compressed (`_pack`): a search answer of ~10 KB is ~2 KB
+there, which on SQLite fits in the table's own page instead of two overflow pages (a miss's
+write there cost ~33 us a row, in and out, against ~19 compressed, for ~3 us of
+compressing), and on DynamoDB and Redis costs a fifth of the write units and memory.
+Entry names carry the layout (`_LAYOUT`), so entries an earlier version wrote are never
+read; an entry that does not unpack (corrupt, or written by someone else) is a miss.
+
 Answers say what happened (RFC 9211 `Cache-Status`, RFC 9111 `Age`), see `Served`.
 """
 
@@ -36,6 +43,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import lz4.block
 from starlette.requests import Request
 
 from app.store import KV_MAX_BYTES, Store, StoreUnavailable
@@ -58,7 +66,13 @@ CACHE_NAME = "keyless"
 MAX_ENTRIES = 5_000
 MAX_BYTES = 32 * 1024 * 1024
 _RETRY_STORE = 1.0  # seconds between store attempts while it is down
-_HEAD = struct.Struct(">dd")  # a stored entry: stored at, expires (epoch s), then the body
+# A stored entry: stored at, expires (epoch s), codec, the body's length, then the body
+# (compressed with the codec).
+_HEAD = struct.Struct(">ddBI")
+_RAW, _LZ4 = 0, 1
+_LAYOUT = "2"  # in every entry's name; bump it when the stored entry's layout changes
+_MAX_INFLATED = 16 * 1024 * 1024
+"""The largest body level 2 keeps: an entry that claims more is not one this cache wrote."""
 
 
 @dataclass(frozen=True)
@@ -152,7 +166,7 @@ class ResponseCache:
         """The answer for `key`: cached, or `produce()`d (and then kept for `ttl` seconds).
         Exceptions of `produce` propagate (to coalesced requests too, except `Uncacheable`)."""
         shared = self._shared
-        name = "cache:" + hashlib.sha256((self._scope + "\0" + key).encode()).hexdigest()
+        name = "cache:" + hashlib.sha256(f"{_LAYOUT}\0{self._scope}\0{key}".encode()).hexdigest()
         now = self._clock()
         entry = self._remembered(name, now)
         if entry is None and name not in shared.in_flight:
@@ -243,10 +257,9 @@ class ResponseCache:
             self._store_failed(exc, now)
             return None
         self._store_worked()
-        if value is None or len(value) < _HEAD.size:
+        entry = None if value is None else _unpack(value)
+        if entry is None or entry.expires <= now:
             return None
-        stored, expires = _HEAD.unpack_from(value)
-        entry = _Entry(stored, expires, value[_HEAD.size :])
         self._remember(name, entry)
         return entry
 
@@ -254,8 +267,8 @@ class ResponseCache:
         """Queue the entry's write to the store (written behind: the request does not wait);
         False when the store is known to be failing (its last write failed, or too many
         writes wait for it), which `Cache-Status` then says."""
-        value = _HEAD.pack(entry.stored, entry.expires) + entry.body
-        if len(value) > KV_MAX_BYTES:
+        value = _pack(entry)
+        if value is None or len(value) > KV_MAX_BYTES:
             return True  # too large to share: kept in process only, not an outage
         store, behind = self._usable_store(now), self._shared.behind
         if store is None or behind is None:
@@ -317,6 +330,37 @@ class ResponseCache:
 
 
 _BYPASS = Served(b"", f"{CACHE_NAME}; fwd=bypass")
+
+
+def _pack(entry: _Entry) -> bytes | None:
+    """`entry` as level 2 stores it, compressed unless that does not make it smaller; None
+    when its body is too large to share."""
+    body = entry.body
+    if len(body) > _MAX_INFLATED:
+        return None
+    packed: bytes = lz4.block.compress(body, store_size=False)
+    if len(packed) < len(body):
+        return _HEAD.pack(entry.stored, entry.expires, _LZ4, len(body)) + packed
+    return _HEAD.pack(entry.stored, entry.expires, _RAW, len(body)) + body
+
+
+def _unpack(value: bytes) -> _Entry | None:
+    """The entry `_pack` made `value` from; None when `value` is not one (corrupt,
+    truncated, or written by something else), which the cache treats as a miss."""
+    if len(value) < _HEAD.size:
+        return None
+    stored, expires, codec, size = _HEAD.unpack_from(value)
+    payload = memoryview(value)[_HEAD.size :]
+    if codec == _RAW:
+        body = bytes(payload)
+    elif codec == _LZ4 and size <= _MAX_INFLATED:
+        try:
+            body = lz4.block.decompress(payload, uncompressed_size=size)
+        except lz4.block.LZ4BlockError:
+            return None
+    else:
+        return None
+    return _Entry(stored, expires, body) if len(body) == size else None
 
 
 def _hit(name: str, entry: _Entry, now: float) -> Served:

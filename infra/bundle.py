@@ -63,6 +63,12 @@ EXCLUDED = {
     "httpcore2": "only when an httpx2 client sends (the SDK's client side)",
     "truststore": "only when an httpx2 client makes a TLS context",
 }
+# Parts of a shipped distribution that the service never imports (the unpacked Lambda zip
+# runs without them: tests/test_lambda_zip.py). Removed from every bundle.
+UNUSED_PARTS = {
+    "lz4/frame": "LZ4's frame format (1.4 MB of the 2.3 the wheel installs): the response "
+    "cache uses the block format only (app/cache.py)",
+}
 # Shipped by the Lambda runtime, or only useful on a developer's machine.
 PRUNE_DIRS = {"__pycache__", "tests", "test", "bin"}
 PRUNE_SUFFIXES = (".pyc", ".pyo", ".pyi")
@@ -250,6 +256,8 @@ def main(argv: list[str] | None = None) -> int:
     if "server" not in extras:  # a Lambda bundle (a server runs uvicorn, so keeps it all)
         removed = exclude(target, EXCLUDED)
         print(f"bundle: left out (never imported on Lambda): {', '.join(removed)}", flush=True)
+    for part in UNUSED_PARTS:
+        shutil.rmtree(target / part, ignore_errors=True)
     prune(target)
     copy_service(target)
     if compiler is not None:

@@ -4,10 +4,12 @@ and what reaches the upstream (a recording stub on loopback), on every store bac
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
+import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -246,6 +248,70 @@ def test_one_apps_miss_is_another_apps_hit_through_the_shared_store(
     assert miss.headers["cache-status"] == STORED
     assert HIT.match(hit.headers["cache-status"]) and hit.content == miss.content
     assert len(stub.seen) == 1
+
+
+def _stored_values(path: Path) -> list[bytes]:
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        return [bytes(v) for (v,) in db.execute("SELECT value FROM kv WHERE key LIKE 'cache:%'")]
+
+
+def test_the_shared_level_holds_answers_compressed_and_serves_them_whole(
+    stub: StubUpstream, tmp_path: Path, leak_guard: LeakGuard
+) -> None:
+    """What reaches the store is a fraction of the answer (less to write, to keep, to pay
+    for on DynamoDB), and another app serves it byte for byte."""
+    settings = {"listen_api_base_url": stub.base_url, "store_url": f"sqlite:///{tmp_path}/s.db"}
+    with served_client(leak_guard, **settings) as a:
+        miss = a.get("/api/v2/search_episodes?q=compressed", headers=AUTH)
+    [value] = _stored_values(tmp_path / "s.db")
+    with served_client(leak_guard, **settings) as b:
+        hit = b.get("/api/v2/search_episodes?q=compressed", headers=AUTH)
+    assert miss.status_code == 200 and len(miss.content) > 2000
+    assert len(value) < len(miss.content) / 2
+    assert miss.content not in value and miss.content[:200] not in value
+    assert HIT.match(hit.headers["cache-status"]) and hit.content == miss.content
+    assert len(stub.seen) == 1
+
+
+def _garbled(value: bytes) -> bytes:
+    return value[:21] + bytes(b ^ 0x5A for b in value[21:])
+
+
+@pytest.mark.parametrize(
+    "corrupt",
+    [
+        pytest.param(_garbled, id="payload-garbled"),
+        pytest.param(lambda v: v[:-7], id="payload-truncated"),
+        pytest.param(lambda v: v[:10], id="shorter-than-its-head"),
+        pytest.param(lambda v: v[:16] + b"\x07" + v[17:], id="unknown-codec"),
+        pytest.param(lambda v: v[:17] + (2**31).to_bytes(4, "big") + v[21:], id="claims-2-GB"),
+        pytest.param(lambda v: v[:17] + (10).to_bytes(4, "big") + v[21:], id="claims-too-little"),
+        pytest.param(
+            lambda v: v[:17] + (int.from_bytes(v[17:21], "big") + 99).to_bytes(4, "big") + v[21:],
+            id="claims-too-much",
+        ),
+    ],
+)
+def test_an_entry_that_does_not_unpack_is_a_miss_never_an_error_or_garbage(
+    corrupt: Callable[[bytes], bytes], stub: StubUpstream, tmp_path: Path, leak_guard: LeakGuard
+) -> None:
+    """A damaged entry in the shared store (a bad disk, another program writing there) is
+    asked of the upstream again and replaced: never served, never a 500."""
+    path = tmp_path / "s.db"
+    settings = {"listen_api_base_url": stub.base_url, "store_url": f"sqlite:///{path}"}
+    with served_client(leak_guard, **settings) as a:
+        first = a.get("/api/v2/search_episodes?q=damaged", headers=AUTH)
+    [value] = _stored_values(path)
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        db.execute("UPDATE kv SET value = ? WHERE key LIKE 'cache:%'", (corrupt(value),))
+    with served_client(leak_guard, **settings) as b:
+        again = b.get("/api/v2/search_episodes?q=damaged", headers=AUTH)
+    with served_client(leak_guard, **settings) as c:
+        repaired = c.get("/api/v2/search_episodes?q=damaged", headers=AUTH)
+    assert again.status_code == 200 and again.headers["cache-status"] == STORED
+    assert again.content == first.content
+    assert HIT.match(repaired.headers["cache-status"]) and repaired.content == first.content
+    assert len(stub.seen) == 2
 
 
 def test_two_processes_share_one_cache_across_rest_and_mcp(
