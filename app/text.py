@@ -49,7 +49,10 @@ _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
 # An email address: a local part that starts after a character it cannot contain (so a
 # long run of word characters is tried once, not from each of its positions), `@`, and a
 # domain; possessive, so nothing backtracks. Addresses are private: they never reach a model.
-_EMAIL = re.compile(r"(?<![\w.+%-])[\w.+%-]++@[\w-]++(?:\.[\w-]++)*+")
+_DOMAIN = r"[\w-]++(?:\.[\w-]++)*+"
+_EMAIL = re.compile(rf"(?<![\w.+%-])[\w.+%-]++@{_DOMAIN}")
+# What follows the `@` of an address whose local part is one word (`_remove_emails`).
+_EMAIL_DOMAIN = re.compile(_DOMAIN)
 # Every character an address can hold: an address lies within one run of these, and the
 # pattern matches a run alone exactly as it does in its text (`_remove_emails`).
 _RUN = re.compile(r"[\w.+%@-]*+")
@@ -114,22 +117,42 @@ def _drop_hidden(markup: str, spans: list[tuple[int, int]]) -> str:
 
 def _remove_emails(text: str) -> str:
     """`_EMAIL.sub(EMAIL_REMOVED, text)`, applied only to the runs of address characters
-    around each `@` (found forwards in `text` and backwards in its reverse): a text's other
-    words cost nothing, where the pattern alone tries each of their positions (3.7 -> 1.4 us
-    for a 180-character description). Exact: a match never leaves its run, and the
-    character before a run (none, or one outside it) passes the look-behind alike."""
+    around each `@`: a text's other words cost nothing, where the pattern alone tries each
+    of their positions. Exact: a match never leaves its run, and the character before a
+    run (none, or one outside it) passes the look-behind alike.
+
+    The common address, a one-word local part after a space with no other `@` before the
+    next space, skips finding its run: the pattern can only match from the word's start,
+    so matching the domain after the `@` decides it (1.2 -> 0.6 us for a 180-character
+    description). Any other `@` takes its whole run, found forwards in `text` and
+    backwards in the reverse of what lies between the text already done and the `@`."""
     at = text.find("@")
     if at < 0:
         return text
-    backwards = text[::-1]
     kept: list[str] = []
-    position = 0
+    position = 0  # text[:position] is done; the run around `at` starts at or after it
     while at >= 0:
-        behind = len(text) - at  # where the characters before `at` begin in `backwards`
-        start = at - (_run_end(backwards, behind) - behind)
+        following = text.find("@", at + 1)
+        space = text.rfind(" ", position, at)
+        # One word (\w but `_`, at least one character) after a space or at the text's start
+        # (with no space, `text[:at]` holds the `@` of any earlier address, so it fails).
+        if text[space + 1 : at].isalnum() and (following < 0 or text.find(" ", at, following) >= 0):
+            # The run holds no other `@`, and each of its positions after the word's start
+            # fails the look-behind or lacks an `@` ahead.
+            domain = _EMAIL_DOMAIN.match(text, at + 1)
+            if domain is None:
+                at = following
+                continue
+            if following < 0 and not kept:  # the text's one address: no list
+                return text[: space + 1] + EMAIL_REMOVED + text[domain.end() :]
+            kept += (text[position : space + 1], EMAIL_REMOVED)
+            position = domain.end()
+            at = following
+            continue
+        after = max(space + 1, position)  # the run starts after the space, if any
+        start = at - _run_end(text[after:at][::-1], 0)
         end = _run_end(text, at)
-        kept.append(text[position:start])
-        kept.append(_EMAIL.sub(EMAIL_REMOVED, text[start:end]))
+        kept += (text[position:start], _EMAIL.sub(EMAIL_REMOVED, text[start:end]))
         position = end
         at = text.find("@", end)
     kept.append(text[position:])

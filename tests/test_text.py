@@ -41,6 +41,9 @@ HOSTILE = {
     "dotted run before @": "a." * 10_000 + "@",
     "dotted domain": "x@" + "a." * 9_999,
     "escaped @ runs": "a&#64;" * 3_300,
+    "spaced addresses": "a@b " * 5_000,
+    "@ without a domain, spaced": "x@ " * 6_666,
+    "words, then @ without a local part": "word " * 4_000 + "(@x",
 }
 BOUND_S = 0.5  # the linear cleaner takes a few ms; the quadratic one took 14 s on the first
 
@@ -290,6 +293,46 @@ def _description(rng: random.Random) -> str:
             )
         )
     return "".join(parts)
+
+
+# Edges of the two shortcuts (app/text.py): an address whose local part is one word after
+# a space, taken without finding its run, and text whose every `&` is bare.
+SHORTCUT_EDGES = [
+    "hello@example.com",  # at the very start
+    "mail hello@example.com",  # at the very end
+    "mail hello@example.com.",
+    "a@b.c d@e.f",  # two, each after a space
+    "x a@b.c, d@e.f and g@h",
+    "a@b.c,d@e.f",  # two in one run
+    "a@b@c.d x@y",
+    "a@b.c@d.e f@g.h",
+    "x a@b+c@d.e",  # the second `@` of a run may start an address of its own
+    "x a@b.c@d.e",
+    "x @b.c",  # no local part
+    "@b.c",
+    "x a@ b c@d.e",  # no domain, then an address
+    "x a@.b c@d",
+    "x a@-b.c-",
+    "x.y@b.c z@w",  # local parts the shortcut leaves to the run
+    "(a@b.c) x@y",
+    "a_b@c.d",
+    "é²٣@b.c",
+    "\u0301a@b.c",
+    "a\xa0b@c.d",
+    "a\tb@c.d e@f",
+    "x a+b@c.d",
+    "Signal & Noise & friends",  # bare `&`s
+    "a & b &amp; c",
+    "a &",
+    "& &#64;x.y",
+]
+
+
+@pytest.mark.parametrize("markup", SHORTCUT_EDGES)
+def test_shortcuts_match_the_oracle_at_their_edges(markup: str) -> None:
+    for text in (markup, f"<p>{markup}</p>", f"<p>x {markup}</p><p>{markup} y</p>"):
+        for limit in (10, 500):
+            assert plain_text(text, limit) == oracle(text, limit), (text, limit)
 
 
 def test_plain_text_matches_the_oracle_on_many_descriptions() -> None:
