@@ -38,7 +38,7 @@ __all__ = ["EMAIL_REMOVED", "plain_text", "truncate"]
 _HIDDEN_OPEN = re.compile(r"<!--|<(?:script|style)\b", re.IGNORECASE)
 _HIDDEN_CLOSE = {"<!--": "-->", "<script": "</script", "<style": "</style"}
 _BREAK = re.compile(
-    r"<\s*+/?+\s*+(?:br|p|div|li|ul|ol|h[1-6]|tr|table|blockquote|section|article)\b[^<>]*+>",
+    r"<\s*+/?+\s*+(?:p|br|li|div|ul|ol|h[1-6]|tr|table|blockquote|section|article)\b[^<>]*+>",
     re.IGNORECASE,
 )
 _TAG = re.compile(r"<[^<>]*+>")
@@ -196,6 +196,11 @@ def _unescape(text: str) -> str:
     (`& `) or starts one of `_COMMON_REFERENCES` with its `;`. Exact: a reference never
     spans an `&` (so each decodes alone), `&name;` decodes as a whole, and an `&` before a
     space starts none; any other `&` leaves the text to `html.unescape`."""
+    bare = text.find("&")
+    while bare >= 0 and text[bare + 1 : bare + 2] == " ":  # e.g. `Signal & Noise`
+        bare = text.find("&", bare + 1)
+    if bare < 0:  # nothing to decode, without splitting
+        return text
     first, *parts = text.split("&")
     kept = [first]
     for part in parts:
@@ -275,4 +280,5 @@ def plain_text(markup: str, limit: int) -> str:
             return truncate(text, limit)
         # Grow by half at least (linear work), or to what this much text per markup needs.
         size = max(size + size // 2, size * (limit + 64) // (len(text) + 1))
-    return truncate(_clean(markup, prefix=False), limit)
+    text = _clean(markup, prefix=False)
+    return text if len(text) <= limit else truncate(text, limit)
