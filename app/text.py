@@ -19,7 +19,8 @@ whole-text cleaner (hypothesis, and seeded realistic and hostile inputs).
 
 Upstream text is untrusted, so every step is linear in its input: each pattern either
 cannot backtrack (possessive quantifiers) or cannot cross a `<` (so the spans it scans
-from successive `<` never overlap), and unclosed blocks are found with `str.find`.
+from successive `<` never overlap), and each block's end is searched for once, from its
+opening on.
 tests/test_text.py holds the adversarial inputs, with a time bound.
 
 The result is plain text, never markup: entities are decoded once, and a `<` that would
@@ -34,12 +35,20 @@ import re
 
 __all__ = ["EMAIL_REMOVED", "plain_text", "truncate"]
 
-# Openings of blocks whose content is not text; their ends are found with str.find.
-_HIDDEN_OPEN = re.compile(r"<!--|<(?:script|style)\b", re.IGNORECASE)
-_HIDDEN_CLOSE = {"<!--": "-->", "<script": "</script", "<style": "</style"}
+# Tag names are matched ignoring ASCII case only (`(?ai:...)`), as browsers do: under
+# Unicode rules `ſ` (U+017F) is an `s` and `ı` (U+0131) an `i`, so `<ſcript>` would open a
+# block that no closer of that name is known for.
+# Openings of blocks whose content is not text, and what ends each (searched from the
+# opening on: a literal prefix, so the search is a scan).
+_HIDDEN_OPEN = re.compile(r"<!--|<(?ai:script|style)\b")
+_HIDDEN_CLOSE = {
+    "<!--": re.compile("-->"),
+    "<script": re.compile("</(?ai:script)"),
+    "<style": re.compile("</(?ai:style)"),
+}
 _BREAK = re.compile(
-    r"<\s*+/?+\s*+(?:p|br|li|div|ul|ol|h[1-6]|tr|table|blockquote|section|article)\b[^<>]*+>",
-    re.IGNORECASE,
+    r"<\s*+/?+\s*+(?ai:p|br|li|div|ul|ol|h[1-6]|tr|table|blockquote|section|article)\b"
+    r"[^<>]*+>"
 )
 _TAG = re.compile(r"<[^<>]*+>")
 _TAG_OPENER = re.compile(r"<(?=[A-Za-z/!?])")
@@ -80,18 +89,15 @@ def _hidden_blocks(markup: str) -> list[tuple[int, int]]:
     """Where comments, scripts and styles lie, as (start, end) spans; one left open (no
     closer, or a closing tag with no `>`) runs to the end, as in a browser."""
     found = _HIDDEN_OPEN.search(markup)
-    if found is None:  # the common case: no lower-casing
-        return []
     spans: list[tuple[int, int]] = []
-    lowered = markup.lower()
     while found is not None:
-        closer = _HIDDEN_CLOSE[found.group().lower()]
-        end = lowered.find(closer, found.end())
-        if end < 0:
+        opening = found.group().lower()  # ASCII: the pattern matched ASCII letters only
+        closer = _HIDDEN_CLOSE[opening].search(markup, found.end())
+        if closer is None:
             spans.append((found.start(), len(markup)))
             break
-        position = end + len(closer)
-        if closer != "-->":  # `</script ...>`: skip to the end of the closing tag
+        position = closer.end()
+        if opening != "<!--":  # `</script ...>`: skip to the end of the closing tag
             gt = markup.find(">", position)
             if gt < 0:
                 spans.append((found.start(), len(markup)))

@@ -120,6 +120,41 @@ def test_a_hostile_description_is_served_promptly(
     assert elapsed < 2.0, f"{elapsed:.2f}s (was 13.6 s and 12.6 s before the fix)"
 
 
+# Under Unicode case folding `ſ` (U+017F) is an `s`, `ı` (U+0131) and `İ` (U+0130) are
+# `i`, and `İ` lower-cases to two characters: each once broke the cleaner (a KeyError, so
+# the whole answer failed; or a hidden block's end misplaced, text lost).
+TAG_NAMES = [
+    ("<ſcript>x</script>y", "xy"),
+    ("<scrıpt>x</scrıpt>y", "xy"),
+    ("<SCRİPT>x", "x"),
+    ("<ſtyle>x</ſtyle>", "x"),
+    ("İ<script>x</script>y", "İ y"),
+    ("İİ<!-- x -->y", "İİ y"),
+    ("<Script>x</SCRIPT >y", "y"),
+    ("<STYLE>x</style>y", "y"),
+    ("a<ſection>b", "ab"),
+    ("a<SECTION>b", "a\nb"),
+]
+
+
+@pytest.mark.parametrize(("markup", "expected"), TAG_NAMES)
+def test_tag_names_ignore_ascii_case_only_as_browsers_do(markup: str, expected: str) -> None:
+    assert plain_text(markup, 100) == expected == oracle(markup, 100)
+    assert plain_text(markup * 30, 100) == oracle(markup * 30, 100)  # cleaned a prefix at a time
+
+
+def test_a_description_with_a_unicode_lookalike_tag_is_served(
+    client: TestClient, upstream: respx.MockRouter
+) -> None:
+    results = [{**payloads.SEARCH_EPISODE, "description_original": "<ſcript>Hi</ſcript> there"}]
+    upstream.get("/search").mock(
+        return_value=httpx.Response(200, json={"count": 1, "total": 1, "results": results})
+    )
+    response = client.get("/api/v2/search_episodes?q=x", headers=AUTH)
+    assert response.status_code == 200
+    assert response.json()["results"][0]["description"] == "Hi there"
+
+
 def test_only_the_records_kept_are_cleaned(
     client: TestClient, upstream: respx.MockRouter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -148,12 +183,12 @@ def test_only_the_records_kept_are_cleaned(
 # A straightforward cleaner, the specification plain_text must match exactly: the whole
 # text at once (no prefix, no fast path), in the order the module docstring gives.
 # Quadratic patterns are fine here: it only ever sees short inputs.
+# Tag names ignore ASCII case only, as in browsers (`(?ai:...)`: `ſ` is no `s`).
 _ORACLE_HIDDEN = re.compile(
-    r"<!--.*?(?:-->|\Z)|<(script|style)\b.*?(?:</\1[^>]*(?:>|\Z)|\Z)", re.IGNORECASE | re.DOTALL
+    r"<!--.*?(?:-->|\Z)|<((?ai:script|style))\b.*?(?:</(?ai:\1)[^>]*(?:>|\Z)|\Z)", re.DOTALL
 )
 _ORACLE_BREAK = re.compile(
-    r"<\s*/?\s*(?:br|p|div|li|ul|ol|h[1-6]|tr|table|blockquote|section|article)\b[^<>]*>",
-    re.IGNORECASE,
+    r"<\s*/?\s*(?ai:br|p|div|li|ul|ol|h[1-6]|tr|table|blockquote|section|article)\b[^<>]*>"
 )
 
 
