@@ -26,7 +26,11 @@ there, which on SQLite fits in the table's own page instead of two overflow page
 write there cost ~33 us a row, in and out, against ~19 compressed, for ~3 us of
 compressing), and on DynamoDB and Redis costs a fifth of the write units and memory.
 Entry names carry the layout (`_LAYOUT`), so entries an earlier version wrote are never
-read; an entry that does not unpack (corrupt, or written by someone else) is a miss.
+read; an entry that does not unpack (corrupt, or written by someone else) is a miss. A
+name is 128 bits of SHA-256, in base64url (`_name`): 28 characters where 64 hex digits made
+70, so SQLite's index of the names is less than half the size, and each miss's write and
+read touch fewer pages of it (measured alone on a 100,000-row file: ~25 -> ~20 us a row
+written, ~4.8 -> ~4.0 us a read of an absent name).
 
 Answers say what happened (RFC 9211 `Cache-Status`, RFC 9111 `Age`), see `Served`.
 """
@@ -34,6 +38,7 @@ Answers say what happened (RFC 9211 `Cache-Status`, RFC 9111 `Age`), see `Served
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import logging
 import struct
@@ -166,7 +171,7 @@ class ResponseCache:
         """The answer for `key`: cached, or `produce()`d (and then kept for `ttl` seconds).
         Exceptions of `produce` propagate (to coalesced requests too, except `Uncacheable`)."""
         shared = self._shared
-        name = "cache:" + hashlib.sha256(f"{_LAYOUT}\0{self._scope}\0{key}".encode()).hexdigest()
+        name = _name(f"{_LAYOUT}\0{self._scope}\0{key}")
         now = self._clock()
         entry = self._remembered(name, now)
         if entry is None and name not in shared.in_flight:
@@ -330,6 +335,14 @@ class ResponseCache:
 
 
 _BYPASS = Served(b"", f"{CACHE_NAME}; fwd=bypass")
+
+
+def _name(key: str) -> str:
+    """The entry name of `key`: 128 bits of its SHA-256 (a collision among even 10^12
+    entries has odds of ~10^-15; finding one on purpose takes ~2^64 hashes, and could only
+    pair two names of the finder's own choosing), in base64url without padding."""
+    digest = hashlib.sha256(key.encode()).digest()[:16]
+    return "cache:" + base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 def _pack(entry: _Entry) -> bytes | None:

@@ -252,7 +252,10 @@ def test_one_apps_miss_is_another_apps_hit_through_the_shared_store(
 
 def _stored_values(path: Path) -> list[bytes]:
     with contextlib.closing(sqlite3.connect(path)) as db:
-        return [bytes(v) for (v,) in db.execute("SELECT value FROM kv WHERE key LIKE 'cache:%'")]
+        rows = db.execute("SELECT key, value FROM kv WHERE key LIKE 'cache:%'").fetchall()
+    # Short names (128 bits, base64url) keep SQLite's index of them small.
+    assert all(re.fullmatch(r"cache:[A-Za-z0-9_-]{22}", key) for key, _ in rows), rows
+    return [bytes(value) for _, value in rows]
 
 
 def test_the_shared_level_holds_answers_compressed_and_serves_them_whole(
