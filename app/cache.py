@@ -369,7 +369,7 @@ def _unpack(value: bytes) -> _Entry | None:
     elif codec == _LZ4 and size <= _MAX_INFLATED:
         try:
             body = lz4.block.decompress(payload, uncompressed_size=size)
-        except lz4.block.LZ4BlockError:
+        except Exception:  # LZ4BlockError, or whatever else: a cache never fails a request
             return None
     else:
         return None
