@@ -3,10 +3,13 @@
 - WAL (readers never wait for the writer), `synchronous=NORMAL` (durable against a crash
   of the process; the last commits may be lost on power loss), `busy_timeout` so writers
   of other processes queue instead of failing.
-- A new file gets 8 KiB pages (`PAGE_SIZE`): the response cache's rows (a search answer
-  is ~10 KB) span fewer pages, so a batch of them is fewer WAL frames to write and to
-  checkpoint (measured: ~21 -> ~15 us of CPU a cached answer). A file keeps the page size
-  it was created with.
+- A new file gets 8 KiB pages (`PAGE_SIZE`): chosen when the response cache stored its
+  answers whole (a search answer ~10 KB), which then spanned fewer pages, so a batch was
+  fewer WAL frames to write and to checkpoint (~21 -> ~15 us of CPU a cached answer).
+  Answers are now stored LZ4-compressed (~2 KB, app/cache.py), and measured alone 4 KiB
+  pages would write one ~7% cheaper (18.3 against 19.7 us a row in and out); larger
+  answers (a podcast with its episodes) still span fewer 8 KiB pages. A file keeps the
+  page size it was created with.
 - `admit` (one request, or a lease of several) is one `BEGIN IMMEDIATE` transaction (read
   rate state, daily count and monthly tokens, then write): IMMEDIATE takes the write lock
   first, so concurrent processes serialise instead of failing with "database is locked"
@@ -19,8 +22,8 @@
   failure falls back to the worker):
   - `kv_get` reads there (WAL readers do not block on the writer);
   - `kv_put_many` (the cache's batches, written behind) commits there, in transactions
-    of at most `_HERE_MAX_ROWS` rows and `_HERE_MAX_BYTES` (the loop holds for ~1-2 ms
-    for 70 answers of 10 KB, and yields between them), when it can take the write lock
+    of at most `_HERE_MAX_ROWS` rows and `_HERE_MAX_BYTES` (the loop held for ~1-2 ms
+    for 70 uncompressed answers of 10 KB, and yields between them), when it can take the write lock
     at once. On the worker the same batch cost ~30-40 us of CPU more per row on a single
     core, and fell behind under load: a thread that needs the GIL back from a busy loop
     waits for the switch interval (5 ms) each time (a cache miss at 16 connections,
@@ -91,9 +94,10 @@ class _Busy:
 _BUSY = _Busy()
 # Deleted content is zeroed where that costs no extra write, whatever SQLite's build does
 # by default (upstream: never; Debian's: always): in the b-tree pages, which hold every key
-# record, grant and small value. The overflow pages a large value (a cached answer, ~10 KB)
-# frees keep their bytes until reused; zeroing them too cost a write per page: deleting
-# cached answers alone, ~26 us a row against ~14 (batches of 70; 22 against 7 by 5,000).
+# record, grant and small value. The overflow pages a large value (a cached answer over a
+# page, even compressed) frees keep their bytes until reused; zeroing them too cost a write
+# per page: deleting uncompressed ~10 KB answers alone, ~26 us a row against ~14 (batches
+# of 70; 22 against 7 by 5,000).
 _SECURE_DELETE = "PRAGMA secure_delete=FAST"
 _CHECKPOINT_BYTES = 4 * 1024 * 1024
 """Bytes the event loop's connection writes before the worker checkpoints the WAL (about
