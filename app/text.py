@@ -272,12 +272,14 @@ def plain_text(markup: str, limit: int) -> str:
     white space folded, at most `limit` characters."""
     if (
         "<" not in markup
-        and "&" not in markup
+        and ("&" not in markup or markup.count("&") == markup.count("& "))
         and "  " not in markup
         and "@" not in markup
         and markup.isprintable()
     ):
-        text = markup.strip()  # already plain: titles, names, most text
+        # Already plain: titles, names, most text. A bare `&` (before a space: `Signal &
+        # Noise`) starts no reference, so the text holds nothing to decode.
+        text = markup.strip()
         return text if len(text) <= limit else truncate(text, limit)
     size = limit + limit // 2 + 64  # enough for most show notes' markup at once
     while size < len(markup):

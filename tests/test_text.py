@@ -357,6 +357,10 @@ SHORTCUT_EDGES = [
     "a\tb@c.d e@f",
     "x a+b@c.d",
     "Signal & Noise & friends",  # bare `&`s
+    "Rock & ",
+    " & x",
+    "Tom &amp; Jerry & co",  # one `&` bare, one not
+    "&lt;b& x",
     "a & b &amp; c",
     "a &",
     "& &#64;x.y",
