@@ -311,7 +311,7 @@ class _Connection(asyncio.Protocol):
         self._raw.append((name, value))
         key = name.decode("latin-1").lower()
         text = value.decode("latin-1")
-        old = self._headers.get(key)
+        old = dict.get(self._headers, key)  # `key` is lower-case: no `_Headers.get` call
         dict.__setitem__(self._headers, key, text if old is None else f"{old}, {text}")
 
     def on_headers_complete(self) -> None:
