@@ -197,15 +197,18 @@ _COMMON_REFERENCES = {
 }
 
 
+def _only_bare_ampersands(text: str) -> bool:
+    """True when every `&` of `text` (if any) is bare, before a space (`Signal & Noise`):
+    such an `&` starts no reference, so nothing in `text` decodes."""
+    return text.count("&") == text.count("& ")
+
+
 def _unescape(text: str) -> str:
     """`html.unescape(text)`, without its per-reference Python call when every `&` is bare
     (`& `) or starts one of `_COMMON_REFERENCES` with its `;`. Exact: a reference never
     spans an `&` (so each decodes alone), `&name;` decodes as a whole, and an `&` before a
     space starts none; any other `&` leaves the text to `html.unescape`."""
-    bare = text.find("&")
-    while bare >= 0 and text[bare + 1 : bare + 2] == " ":  # e.g. `Signal & Noise`
-        bare = text.find("&", bare + 1)
-    if bare < 0:  # nothing to decode, without splitting
+    if _only_bare_ampersands(text):  # nothing to decode, without splitting
         return text
     first, *parts = text.split("&")
     kept = [first]
@@ -272,14 +275,12 @@ def plain_text(markup: str, limit: int) -> str:
     white space folded, at most `limit` characters."""
     if (
         "<" not in markup
-        and ("&" not in markup or markup.count("&") == markup.count("& "))
+        and ("&" not in markup or _only_bare_ampersands(markup))
         and "  " not in markup
         and "@" not in markup
         and markup.isprintable()
     ):
-        # Already plain: titles, names, most text. A bare `&` (before a space: `Signal &
-        # Noise`) starts no reference, so the text holds nothing to decode.
-        text = markup.strip()
+        text = markup.strip()  # already plain: titles, names, most text
         return text if len(text) <= limit else truncate(text, limit)
     size = limit + limit // 2 + 64  # enough for most show notes' markup at once
     while size < len(markup):

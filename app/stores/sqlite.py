@@ -23,8 +23,8 @@
   - `kv_get` reads there (WAL readers do not block on the writer);
   - `kv_put_many` (the cache's batches, written behind) commits there, in transactions
     of at most `_HERE_MAX_ROWS` rows and `_HERE_MAX_BYTES` (the loop held for ~1-2 ms
-    for 70 uncompressed answers of 10 KB, and yields between them), when it can take the write lock
-    at once. On the worker the same batch cost ~30-40 us of CPU more per row on a single
+    for 70 uncompressed answers of 10 KB, and yields between them), when it can take the
+    write lock at once. On the worker the same batch cost ~30-40 us of CPU more per row on a single
     core, and fell behind under load: a thread that needs the GIL back from a busy loop
     waits for the switch interval (5 ms) each time (a cache miss at 16 connections,
     bench/throughput.py's `distinct`: 342-366 -> 321-360 us across runs). That
