@@ -14,6 +14,7 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -83,27 +84,52 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 
 
 class MotoServer:
-    """moto's DynamoDB as a real HTTP server on 127.0.0.1:`port`."""
+    """moto's DynamoDB as a real HTTP server on 127.0.0.1:`port`, one request at a time.
+
+    moto checks a condition and then writes, with no lock between the two; its threaded
+    server can interleave two conditional updates of one item, which DynamoDB never does
+    (its conditional writes are atomic per item). Under load, 100 concurrent admissions on
+    one rate limit then granted 51-57 where the limit is 50. The server still takes many
+    connections at once (a thread each) but runs moto for one request at a time."""
 
     def __init__(self) -> None:
         self.port = free_port()
         self.server: Any = None
+        self.thread: threading.Thread | None = None
 
     @property
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        from moto.server import ThreadedMotoServer
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+        from werkzeug.serving import make_server
 
-        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
-        self.server.start()
+        moto = DomainDispatcherApplication(create_backend_app)
+        lock = threading.Lock()
+
+        def one_at_a_time(environ: dict[str, Any], start_response: Any) -> Any:
+            with lock:  # moto answers with a finished body: the iterable holds no work
+                return moto(environ, start_response)
+
+        self.server = make_server(
+            "127.0.0.1", self.port, one_at_a_time, threaded=True, request_handler=MotoRequestHandler
+        )
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
         _wait_for_port(self.port, up=True)
 
     def stop(self) -> None:
         if self.server is not None:
-            self.server.stop()
-            self.server = None
+            self.server.shutdown()
+            self.server.server_close()
+            assert self.thread is not None
+            self.thread.join()
+            self.server = self.thread = None
             _wait_for_port(self.port, up=False)
 
 

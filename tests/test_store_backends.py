@@ -515,6 +515,38 @@ def test_dynamodb_expired_usage_is_ignored_although_moto_keeps_it(
     assert (shown, stored) == (1, 2)
 
 
+def test_dynamodb_rate_is_exact_when_moto_threads_switch_often(
+    moto_server: Any, dynamo_table: str
+) -> None:
+    # DynamoDB applies a conditional update atomically; the test server must too, or the
+    # exactness tests of tests/test_store.py fail at random under load. Switching threads
+    # every 10 µs makes moto's own check-then-write interleave: before the server ran one
+    # request at a time, every run of this test failed, each round granting 51-59.
+    from app.stores.dynamodb import DynamoStore
+
+    async def scenario() -> list[int]:
+        totals = []
+        for round_ in range(4):
+            store = DynamoStore(dynamo_table, region="us-east-1", endpoint=moto_server.endpoint)
+            decisions = await asyncio.gather(
+                *(
+                    store.admit(f"hot{round_}", Limits(rpm=50), NOW, count=1 + n % 4)
+                    for n in range(100)
+                )
+            )
+            totals.append(sum(d.granted for d in decisions))
+            await store.aclose()
+        return totals
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    try:
+        totals = asyncio.run(scenario())
+    finally:
+        sys.setswitchinterval(interval)
+    assert totals == [50] * 4
+
+
 def test_sqlite_limit_holds_across_processes_sharing_the_file(tmp_path: Path) -> None:
     # Two workers on one host, each firing 100 admissions at once on a 50/min limit.
     code = (
