@@ -2,9 +2,10 @@
 
 - `redis_server`: Debian's `redis-server` (installed by `python3 dev.py test` when missing),
   no persistence, in a temporary folder; it can be stopped and restarted on the same port.
-- `moto_server`: moto's DynamoDB in server mode (real HTTP on loopback), also restartable
-  on the same port; its tables live in this process, so they survive a restart. Clients
-  need dummy credentials (`AWS_ACCESS_KEY_ID=testing`, set per test).
+- `moto_server`: moto's DynamoDB in server mode (real HTTP on loopback, one request at a
+  time, see `MotoServer`), also restartable on the same port; its tables live in this
+  process, so they survive a restart. Clients need dummy credentials
+  (`AWS_ACCESS_KEY_ID=testing`, set per test).
 
 Import the fixtures into a test module (`from tests.servers import moto_server, redis_server`).
 """
