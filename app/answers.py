@@ -6,22 +6,28 @@ validation aliases rename the upstream's `_original` fields, undeclared upstream
 (`email`, `rss`, `transcript`, ...) are dropped, text is made plain and capped, lists are
 capped. They validate the upstream's JSON bytes directly (pydantic-core, in Rust): a
 record that breaks the contract is left out of its list, or refused if it is the answer.
+At run time each model is applied through its mirror, a TypedDict derived from it with the
+same fields and rules, which validates into plain dicts (`read`, `Compact`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any, get_args
+from types import UnionType
+from typing import Annotated, Any, NotRequired, Union, get_args, get_origin
 
 from pydantic import (
     AfterValidator,
     AliasChoices,
     BaseModel,
     ConfigDict,
+    Field,
     GetCoreSchemaHandler,
     StringConstraints,
+    TypeAdapter,
 )
-from pydantic_core import core_schema, to_json
+from pydantic_core import PydanticUndefined, core_schema
+from typing_extensions import TypedDict
 
 from app.text import plain_text
 
@@ -30,6 +36,7 @@ __all__ = [
     "OR_NULL",
     "Answer",
     "Blurb",
+    "Compact",
     "Flag",
     "Id",
     "Int",
@@ -42,6 +49,7 @@ __all__ = [
     "finish",
     "first",
     "halve_longest_list",
+    "read",
 ]
 
 MAX_ANSWER_CHARS = 100_000
@@ -109,70 +117,134 @@ class Answer(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True, defer_build=True)
 
 
+Compact = dict[str, Any]
+"""An answer as `read` returns it: its model's fields, in their order, as plain values (a
+record is a dict in its own model's shape); an unset optional field is None or absent."""
+
+
 @dataclass(frozen=True, slots=True)
-class _Plan:
-    """What `finish` does to one answer class: its own text fields (name, limit), then its
-    records."""
+class _Reader:
+    """How one answer class is read: the validator and serializer of its mirror (a
+    TypedDict with the model's fields, types, rules and defaults), and what `finish` does
+    to it: its own text fields (name, limit), then its records (name, record class)."""
 
+    adapter: TypeAdapter[Any]
     texts: tuple[tuple[str, int], ...]
-    records: tuple[str, ...]
+    records: tuple[tuple[str, type[Answer]], ...]
 
 
-_PLANS: dict[type[Answer], _Plan] = {}
+_READERS: dict[type[Answer], _Reader] = {}
+_MIRROR_CONFIG = ConfigDict(extra="ignore", populate_by_name=True)
+_TYPED_DICT: Any = TypedDict  # called with a name and fields: a class built at run time
 
 
-def _holds_answers(annotation: object) -> bool:
-    if isinstance(annotation, type) and issubclass(annotation, Answer):
-        return True
-    return any(_holds_answers(arg) for arg in get_args(annotation))
+def read(cls: type[Answer], upstream_body: bytes) -> Compact:
+    """The answer `cls` describes, validated from the upstream's JSON bytes (in Rust) and
+    finished; pydantic's `ValidationError` when the body is not that answer."""
+    reader = _READERS.get(cls) or _reader_of(cls)
+    return finish(reader.adapter.validate_json(upstream_body), cls)
 
 
-def _plan_of(cls: type[Answer]) -> _Plan:
-    texts: list[tuple[str, int]] = []
-    records: list[str] = []
-    for name, info in cls.model_fields.items():
-        text = next((m for m in info.metadata if isinstance(m, _PlainText)), None)
-        if text is not None:
-            texts.append((name, text.limit))
-        elif _holds_answers(info.annotation):
-            records.append(name)  # a nested record, or a list of them
-    plan = _PLANS[cls] = _Plan(tuple(texts), tuple(records))
-    return plan
-
-
-def finish(answer: Answer) -> Answer:
-    """`answer` with its text made plain, in place, in what it kept (see `_PlainText`)."""
-    plan = _PLANS.get(type(answer)) or _plan_of(type(answer))
-    values = answer.__dict__
-    for name, limit in plan.texts:
-        value = values[name]
+def finish(values: Compact, cls: type[Answer]) -> Compact:
+    """`values` (an answer of `cls`) with its text made plain, in place, in what it kept
+    (see `_PlainText`)."""
+    reader = _READERS.get(cls) or _reader_of(cls)
+    for name, limit in reader.texts:
+        value = values.get(name)
         if value is not None:
             values[name] = plain_text(value, limit)
-    for name in plan.records:
-        value = values[name]
+    for name, record in reader.records:
+        value = values.get(name)
         if isinstance(value, list):
             for item in value:
-                finish(item)
+                finish(item, record)
         elif value is not None:
-            finish(value)
-    return answer
+            finish(value, record)
+    return values
 
 
-def encode_answer(answer: Answer, limit: int = MAX_ANSWER_CHARS) -> bytes:
-    """`answer` as compact JSON, at most `limit` characters whatever the upstream sent.
+def encode_answer(answer: Compact, cls: type[Answer], limit: int = MAX_ANSWER_CHARS) -> bytes:
+    """`answer` (of `cls`) as compact JSON, at most `limit` characters whatever the upstream
+    sent.
 
     Capped fields keep almost every answer far below the limit; if one is still too large,
     the longest list in it is halved until it fits (a shorter page beats a failed call).
     """
+    serializer = (_READERS.get(cls) or _reader_of(cls)).adapter.serializer
     # Bytes straight from pydantic-core: `model_dump_json` decodes them to a str that would
     # be encoded back (half the encoding's cost once the text holds a non-ASCII character).
-    body = type(answer).__pydantic_serializer__.to_json(answer, exclude_none=True)
-    if len(body) < limit:  # byte length >= character length, so this is conservative
-        return body
-    data = answer.model_dump(mode="json", exclude_none=True)
-    while len(body) >= limit and halve_longest_list(data):
-        body = to_json(data)
+    body: bytes = serializer.to_json(answer, exclude_none=True)
+    while len(body) >= limit and halve_longest_list(answer):  # bytes >= characters
+        body = serializer.to_json(answer, exclude_none=True)
     return body
+
+
+# Why a mirror: validating into dicts rather than model instances is the same work in Rust
+# without building ~20 objects an answer, and finishing and encoding dicts is cheaper too:
+# validation, finish and encoding of a 10-result search took ~82 us against ~90 through
+# the models (bench/compaction.py), with byte-identical answers (tests/test_answers.py
+# compares both ways on generated upstream bodies). The models stay the definition: the
+# published schemas are theirs, and each mirror is derived from one, never written.
+
+
+def _reader_of(cls: type[Answer]) -> _Reader:
+    texts: list[tuple[str, int]] = []
+    records: list[tuple[str, type[Answer]]] = []
+    for name, info in cls.model_fields.items():
+        text = next((m for m in info.metadata if isinstance(m, _PlainText)), None)
+        record = _record_class(info.annotation)
+        if text is not None:
+            texts.append((name, text.limit))
+        elif record is not None:
+            records.append((name, record))  # a nested record, or a list of them
+    reader = _READERS[cls] = _Reader(TypeAdapter(_mirror(cls)), tuple(texts), tuple(records))
+    return reader
+
+
+def _record_class(annotation: object) -> type[Answer] | None:
+    if isinstance(annotation, type) and issubclass(annotation, Answer):
+        return annotation
+    return next(filter(None, map(_record_class, get_args(annotation))), None)
+
+
+_MIRRORS: dict[type[Answer], Any] = {}
+
+
+def _mirror(cls: type[Answer]) -> Any:
+    """The TypedDict that validates what `cls` validates, into a dict (see `Compact`)."""
+    if cls in _MIRRORS:
+        return _MIRRORS[cls]
+    fields: dict[str, Any] = {}
+    for name, info in cls.model_fields.items():
+        if info.alias is not None or info.serialization_alias is not None:
+            raise TypeError(f"{cls.__name__}.{name}: an answer field has no (output) alias")
+        rules: dict[str, Any] = {"validation_alias": info.validation_alias}
+        if info.default_factory is not None:
+            rules["default_factory"] = info.default_factory
+        elif info.default is not PydanticUndefined:
+            rules["default"] = info.default
+        annotation: Any = Annotated[(_mirrored(info.annotation), *info.metadata, Field(**rules))]
+        fields[name] = annotation if info.is_required() else NotRequired[annotation]
+    mirror = _TYPED_DICT(f"{cls.__name__}Fields", fields)
+    mirror.__pydantic_config__ = _MIRROR_CONFIG
+    _MIRRORS[cls] = mirror
+    return mirror
+
+
+def _mirrored(annotation: Any) -> Any:
+    """`annotation` with each answer class in it replaced by its mirror."""
+    if isinstance(annotation, type) and issubclass(annotation, Answer):
+        return _mirror(annotation)
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is None:
+        return annotation
+    if origin is Annotated:
+        return Annotated[(_mirrored(args[0]), *annotation.__metadata__)]
+    if origin in (Union, UnionType):
+        return Union[tuple(map(_mirrored, args))]  # noqa: UP007 (built from a tuple)
+    if origin is list:
+        return list[_mirrored(args[0])]  # type: ignore[misc]
+    raise TypeError(f"an answer field of a type the mirror does not know: {annotation!r}")
 
 
 def halve_longest_list(data: Any) -> bool:

@@ -120,10 +120,11 @@ class Operation:
             for key, value in sorted((query | dict(self.fixed)).items())
         )
 
-    def compact(self, upstream_body: bytes) -> answers.Answer:
-        """The compact answer for the upstream's JSON body, or `UpstreamUnavailable`."""
+    def compact(self, upstream_body: bytes) -> answers.Compact:
+        """The compact answer for the upstream's JSON body (`encode_answer` it with
+        `self.answer`), or `UpstreamUnavailable`."""
         try:
-            return answers.finish(self.answer.model_validate_json(upstream_body))
+            return answers.read(self.answer, upstream_body)
         except ValidationError as error:
             kinds = {item["type"] for item in error.errors(include_url=False)}
             what = "is not JSON" if "json_invalid" in kinds else "has another shape"

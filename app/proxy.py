@@ -55,7 +55,7 @@ async def call_operation(operation: Operation, params: Params, upstream: Upstrea
         try:
             key = await upstream.key()
             body = await upstream.client.get(path, query, key=key)
-            return encode_answer(operation.compact(body))
+            return encode_answer(operation.compact(body), operation.answer)
         except UpstreamError as error:
             raise error.naming(upstream.service) from None
 
