@@ -181,10 +181,11 @@ def encode_answer(answer: Compact, cls: type[Answer], limit: int = MAX_ANSWER_CH
 
 # Why a mirror: validating into dicts rather than model instances is the same work in Rust
 # without building ~20 objects an answer, and finishing and encoding dicts is cheaper too:
-# validation, finish and encoding of a 10-result search took ~82 us against ~90 through
-# the models (bench/compaction.py), with byte-identical answers (tests/test_answers.py
-# compares both ways on generated upstream bodies). The models stay the definition: the
-# published schemas are theirs, and each mirror is derived from one, never written.
+# validation, finish and encoding of a 10-result search took ~80 us against ~85 through
+# the models (bench/compaction.py; validation alone ~25 against ~31), with byte-identical
+# answers (tests/test_answers.py reads generated upstream bodies both ways). The models
+# stay the definition: the published schemas are theirs, and each mirror is derived from
+# one, never written.
 
 
 def _reader_of(cls: type[Answer]) -> _Reader:
@@ -216,8 +217,12 @@ def _mirror(cls: type[Answer]) -> Any:
         return _MIRRORS[cls]
     fields: dict[str, Any] = {}
     for name, info in cls.model_fields.items():
-        if info.alias is not None or info.serialization_alias is not None:
-            raise TypeError(f"{cls.__name__}.{name}: an answer field has no (output) alias")
+        # What a mirror does not carry over (the output's names and shape, a union's pick).
+        if info.alias or info.serialization_alias or info.exclude or info.discriminator:
+            raise TypeError(
+                f"{cls.__name__}.{name}: an answer field has no output alias, exclusion or"
+                " discriminator"
+            )
         rules: dict[str, Any] = {"validation_alias": info.validation_alias}
         if info.default_factory is not None:
             rules["default_factory"] = info.default_factory
