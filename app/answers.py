@@ -12,6 +12,7 @@ same fields and rules, which validates into plain dicts (`read`, `Compact`).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from types import UnionType
 from typing import Annotated, Any, NotRequired, Union, get_args, get_origin
@@ -168,7 +169,8 @@ def encode_answer(answer: Compact, cls: type[Answer], limit: int = MAX_ANSWER_CH
     sent.
 
     Capped fields keep almost every answer far below the limit; if one is still too large,
-    the longest list in it is halved until it fits (a shorter page beats a failed call).
+    the longest list in it is halved, in place, until it fits (a shorter page beats a
+    failed call).
     """
     serializer = (_READERS.get(cls) or _reader_of(cls)).adapter.serializer
     # Bytes straight from pydantic-core: `model_dump_json` decodes them to a str that would
@@ -177,15 +179,6 @@ def encode_answer(answer: Compact, cls: type[Answer], limit: int = MAX_ANSWER_CH
     while len(body) >= limit and halve_longest_list(answer):  # bytes >= characters
         body = serializer.to_json(answer, exclude_none=True)
     return body
-
-
-# Why a mirror: validating into dicts rather than model instances is the same work in Rust
-# without building ~20 objects an answer, and finishing and encoding dicts is cheaper too:
-# validation, finish and encoding of a 10-result search took ~80 us against ~85 through
-# the models (bench/compaction.py; validation alone ~25 against ~31), with byte-identical
-# answers (tests/test_answers.py reads generated upstream bodies both ways). The models
-# stay the definition: the published schemas are theirs, and each mirror is derived from
-# one, never written.
 
 
 def _reader_of(cls: type[Answer]) -> _Reader:
@@ -208,13 +201,17 @@ def _record_class(annotation: object) -> type[Answer] | None:
     return next(filter(None, map(_record_class, get_args(annotation))), None)
 
 
-_MIRRORS: dict[type[Answer], Any] = {}
-
-
+@functools.cache  # one mirror a class: records nested in several answers share theirs
 def _mirror(cls: type[Answer]) -> Any:
-    """The TypedDict that validates what `cls` validates, into a dict (see `Compact`)."""
-    if cls in _MIRRORS:
-        return _MIRRORS[cls]
+    """The TypedDict that validates what `cls` validates, into a dict (see `Compact`).
+
+    Why: validating into dicts rather than model instances is the same work in Rust without
+    building ~20 objects an answer, and finishing and encoding dicts is cheaper too: all
+    three for a 10-result search took ~80 us against ~85 through the models
+    (bench/compaction.py; validation alone ~25 against ~31), with byte-identical answers
+    (tests/test_answers.py reads generated upstream bodies both ways). The models stay the
+    definition: the published schemas are theirs, and each mirror is derived from one.
+    """
     fields: dict[str, Any] = {}
     for name, info in cls.model_fields.items():
         # What a mirror does not carry over (the output's names and shape, a union's pick).
@@ -232,7 +229,6 @@ def _mirror(cls: type[Answer]) -> Any:
         fields[name] = annotation if info.is_required() else NotRequired[annotation]
     mirror = _TYPED_DICT(f"{cls.__name__}Fields", fields)
     mirror.__pydantic_config__ = _MIRROR_CONFIG
-    _MIRRORS[cls] = mirror
     return mirror
 
 

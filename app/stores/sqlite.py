@@ -24,9 +24,9 @@
   - `kv_put_many` (the cache's batches, written behind) commits there, in transactions
     of at most `_HERE_MAX_ROWS` rows and `_HERE_MAX_BYTES` (the loop held for ~1-2 ms
     for 70 uncompressed answers of 10 KB, and yields between them), when it can take the
-    write lock at once. On the worker the same batch cost ~30-40 us of CPU more per row on a single
-    core, and fell behind under load: a thread that needs the GIL back from a busy loop
-    waits for the switch interval (5 ms) each time (a cache miss at 16 connections,
+    write lock at once. On the worker the same batch cost ~30-40 us of CPU more per row on
+    a single core, and fell behind under load: a thread that needs the GIL back from a busy
+    loop waits for the switch interval (5 ms) each time (a cache miss at 16 connections,
     bench/throughput.py's `distinct`: 342-366 -> 321-360 us across runs). That
     connection never checkpoints (a checkpoint copies the WAL into the file and syncs it:
     milliseconds); the worker does, after every `_CHECKPOINT_BYTES` written there. Each
